@@ -1,0 +1,11 @@
+"""mmmobilemamba: the MobileMamba backbone (CVPR 2025) for MMDetection 3.x and MMSegmentation 1.x.
+
+``import mmmobilemamba`` (or ``custom_imports=dict(imports=['mmmobilemamba'])`` in a config)
+registers the ``MobileMamba`` backbone and the necks so that mmdet and mmseg configs find them.
+"""
+__version__ = '0.1.0'
+
+from . import models  # noqa: F401,E402  (registers modules)
+from .models.backbones import MobileMamba  # noqa: E402
+
+__all__ = ['MobileMamba', '__version__']

@@ -1,0 +1,86 @@
+"""Bidirectional 2-D selective scan (the global branch of WTE-Mamba).
+
+A VMamba-style SS2D block in channel-first layout with two scan directions (the flattened map
+forwards and reversed), ``d_state`` states and the release's "v2" initialisation. Parameter names
+follow the official MobileMamba release (``in_proj``, ``conv2d``, ``x_proj_weight``,
+``dt_projs_weight``, ``dt_projs_bias``, ``A_logs``, ``Ds``, ``out_norm``, ``out_proj``).
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .conv_bn import ConvBN
+from .selective_scan import selective_scan
+
+__all__ = ['LayerNorm2d', 'BiSS2D', 'bidirectional_selective_scan']
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+def bidirectional_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
+                                 dt_projs_weight: torch.Tensor, dt_projs_bias: torch.Tensor,
+                                 A_logs: torch.Tensor, Ds: torch.Tensor) -> torch.Tensor:
+    """Scan the flattened map forwards and backwards and sum the two, (B, D, H, W) -> float32 same.
+
+    Args:
+        x_proj_weight: (2, R + 2N, D) input-dependent projections to (dt, B, C).
+        dt_projs_weight: (2, D, R); dt_projs_bias: (2, D).
+        A_logs: (2*D, N), ``A = -exp(A_logs)``; Ds: (2*D,) skip weights.
+    """
+    batch, channels, height, width = x.shape
+    length = height * width
+    directions, _, rank = dt_projs_weight.shape
+    states = A_logs.shape[1]
+    seq = x.flatten(2)
+    xs = torch.stack([seq, seq.flip(-1)], dim=1)                               # (B, 2, D, L)
+    x_dbl = torch.einsum('bkdl,kcd->bkcl', xs, x_proj_weight.to(xs.dtype))
+    dts, Bs, Cs = torch.split(x_dbl, [rank, states, states], dim=2)
+    dts = torch.einsum('bkrl,kdr->bkdl', dts, dt_projs_weight.to(dts.dtype))
+    ys = selective_scan(xs.reshape(batch, directions * channels, length),
+                        dts.reshape(batch, directions * channels, length),
+                        -torch.exp(A_logs.float()), Bs, Cs, Ds.float(),
+                        dt_projs_bias.reshape(-1).float(), delta_softplus=True)
+    ys = ys.view(batch, directions, channels, length)
+    return (ys[:, 0] + ys[:, 1].flip(-1)).view(batch, channels, height, width)
+
+
+class BiSS2D(nn.Module):
+    """(B, C, H, W) -> (B, C, H, W): gated bidirectional selective scan.
+
+    ``in_proj`` (1x1 Conv-BN to 2*D, D = ssm_ratio*C) splits into the scanned path (depthwise
+    3x3 conv, SiLU, :func:`bidirectional_selective_scan`, LayerNorm) and a SiLU gate; their
+    product goes through ``out_proj`` (1x1 Conv-BN back to C).
+    """
+
+    def __init__(self, channels: int, d_state: int = 1, ssm_ratio: float = 2.0, d_conv: int = 3):
+        super().__init__()
+        inner = int(ssm_ratio * channels)
+        rank = math.ceil(channels / 16)
+        directions = 2
+        self.in_proj = ConvBN(channels, 2 * inner)
+        self.act = nn.SiLU()
+        self.conv2d = nn.Conv2d(inner, inner, d_conv, padding=(d_conv - 1) // 2, groups=inner, bias=True)
+        bound = inner ** -0.5  # nn.Linear's default init range for the (dt, B, C) projections
+        self.x_proj_weight = nn.Parameter(torch.empty(directions, rank + 2 * d_state, inner).uniform_(-bound, bound))
+        self.dt_projs_weight = nn.Parameter(0.1 * torch.rand(directions, inner, rank))
+        self.dt_projs_bias = nn.Parameter(0.1 * torch.rand(directions, inner))
+        self.A_logs = nn.Parameter(torch.zeros(directions * inner, d_state))
+        self.Ds = nn.Parameter(torch.ones(directions * inner))
+        self.out_norm = LayerNorm2d(inner)
+        self.out_proj = ConvBN(inner, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, gate = self.in_proj(x).chunk(2, dim=1)
+        x = self.act(self.conv2d(x))
+        y = bidirectional_selective_scan(x, self.x_proj_weight, self.dt_projs_weight,
+                                         self.dt_projs_bias, self.A_logs, self.Ds)
+        y = self.out_norm(y).to(x.dtype)
+        return self.out_proj(y * self.act(gate))

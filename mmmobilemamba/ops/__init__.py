@@ -1,0 +1,1 @@
+"""Optional GPU kernels."""

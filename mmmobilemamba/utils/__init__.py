@@ -1,0 +1,1 @@
+"""Checkpoint reading/conversion helpers (and model complexity counting)."""
