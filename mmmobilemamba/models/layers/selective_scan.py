@@ -105,6 +105,9 @@ def chunked_linear_recurrence(a: torch.Tensor, b: torch.Tensor, chunk: int = _CH
 def selective_scan_torch(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
     """Parallel selective scan in plain PyTorch (any device, differentiable); see module doc."""
     a, b = _discretize(u, delta, A, B, delta_bias, delta_softplus)
+    # The zero initial state enters explicitly, so a[..., 0] (hence A) stays in the autograd graph
+    # even for one-token maps: DDP needs every parameter to get a (here zero) gradient.
+    b = torch.cat([a[..., :1] * torch.zeros_like(b[..., :1]) + b[..., :1], b[..., 1:]], dim=-1)
     h = chunked_linear_recurrence(a, b)
     return _readout(h, u, C, D)
 

@@ -14,7 +14,7 @@ from torch import nn
 from .conv_bn import ConvBN
 from .selective_scan import selective_scan
 
-__all__ = ['LayerNorm2d', 'BiSS2D', 'bidirectional_selective_scan']
+__all__ = ['LayerNorm2d', 'BiSS2D', 'flattened_selective_scan', 'init_scan_parameters']
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -25,22 +25,27 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
-def bidirectional_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
-                                 dt_projs_weight: torch.Tensor, dt_projs_bias: torch.Tensor,
-                                 A_logs: torch.Tensor, Ds: torch.Tensor) -> torch.Tensor:
-    """Scan the flattened map forwards and backwards and sum the two, (B, D, H, W) -> float32 same.
+def flattened_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
+                             dt_projs_weight: torch.Tensor, dt_projs_bias: torch.Tensor,
+                             A_logs: torch.Tensor, Ds: torch.Tensor) -> torch.Tensor:
+    """Selective scan over the row-major flattened map, (B, D, H, W) -> float32 (B, D, H, W).
+
+    With K = 1 direction the map is scanned forwards; with K = 2 forwards and reversed, and the
+    two outputs are summed (the release's bidirectional "v052d" scan).
 
     Args:
-        x_proj_weight: (2, R + 2N, D) input-dependent projections to (dt, B, C).
-        dt_projs_weight: (2, D, R); dt_projs_bias: (2, D).
-        A_logs: (2*D, N), ``A = -exp(A_logs)``; Ds: (2*D,) skip weights.
+        x_proj_weight: (K, R + 2N, D) input-dependent projections to (dt, B, C).
+        dt_projs_weight: (K, D, R); dt_projs_bias: (K, D).
+        A_logs: (K*D, N), ``A = -exp(A_logs)``; Ds: (K*D,) skip weights.
     """
     batch, channels, height, width = x.shape
     length = height * width
     directions, _, rank = dt_projs_weight.shape
+    if directions not in (1, 2):
+        raise ValueError(f'flattened_selective_scan supports 1 or 2 directions, got {directions}')
     states = A_logs.shape[1]
     seq = x.flatten(2)
-    xs = torch.stack([seq, seq.flip(-1)], dim=1)                               # (B, 2, D, L)
+    xs = torch.stack([seq, seq.flip(-1)][:directions], dim=1)                 # (B, K, D, L)
     x_dbl = torch.einsum('bkdl,kcd->bkcl', xs, x_proj_weight.to(xs.dtype))
     dts, Bs, Cs = torch.split(x_dbl, [rank, states, states], dim=2)
     dts = torch.einsum('bkrl,kdr->bkdl', dts, dt_projs_weight.to(dts.dtype))
@@ -49,14 +54,26 @@ def bidirectional_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
                         -torch.exp(A_logs.float()), Bs, Cs, Ds.float(),
                         dt_projs_bias.reshape(-1).float(), delta_softplus=True)
     ys = ys.view(batch, directions, channels, length)
-    return (ys[:, 0] + ys[:, 1].flip(-1)).view(batch, channels, height, width)
+    y = ys[:, 0] + ys[:, 1].flip(-1) if directions == 2 else ys[:, 0]
+    return y.view(batch, channels, height, width)
+
+
+def init_scan_parameters(module: nn.Module, channels: int, rank: int, d_state: int, directions: int):
+    """Create the scan parameters on ``module`` with the release's "v2" initialisation."""
+    bound = channels ** -0.5  # nn.Linear's default init range for the (dt, B, C) projections
+    module.x_proj_weight = nn.Parameter(
+        torch.empty(directions, rank + 2 * d_state, channels).uniform_(-bound, bound))
+    module.dt_projs_weight = nn.Parameter(0.1 * torch.rand(directions, channels, rank))
+    module.dt_projs_bias = nn.Parameter(0.1 * torch.rand(directions, channels))
+    module.A_logs = nn.Parameter(torch.zeros(directions * channels, d_state))
+    module.Ds = nn.Parameter(torch.ones(directions * channels))
 
 
 class BiSS2D(nn.Module):
     """(B, C, H, W) -> (B, C, H, W): gated bidirectional selective scan.
 
     ``in_proj`` (1x1 Conv-BN to 2*D, D = ssm_ratio*C) splits into the scanned path (depthwise
-    3x3 conv, SiLU, :func:`bidirectional_selective_scan`, LayerNorm) and a SiLU gate; their
+    3x3 conv, SiLU, bidirectional :func:`flattened_selective_scan`, LayerNorm) and a SiLU gate; their
     product goes through ``out_proj`` (1x1 Conv-BN back to C).
     """
 
@@ -64,23 +81,17 @@ class BiSS2D(nn.Module):
         super().__init__()
         inner = int(ssm_ratio * channels)
         rank = math.ceil(channels / 16)
-        directions = 2
         self.in_proj = ConvBN(channels, 2 * inner)
         self.act = nn.SiLU()
         self.conv2d = nn.Conv2d(inner, inner, d_conv, padding=(d_conv - 1) // 2, groups=inner, bias=True)
-        bound = inner ** -0.5  # nn.Linear's default init range for the (dt, B, C) projections
-        self.x_proj_weight = nn.Parameter(torch.empty(directions, rank + 2 * d_state, inner).uniform_(-bound, bound))
-        self.dt_projs_weight = nn.Parameter(0.1 * torch.rand(directions, inner, rank))
-        self.dt_projs_bias = nn.Parameter(0.1 * torch.rand(directions, inner))
-        self.A_logs = nn.Parameter(torch.zeros(directions * inner, d_state))
-        self.Ds = nn.Parameter(torch.ones(directions * inner))
+        init_scan_parameters(self, inner, rank, d_state, directions=2)
         self.out_norm = LayerNorm2d(inner)
         self.out_proj = ConvBN(inner, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, gate = self.in_proj(x).chunk(2, dim=1)
         x = self.act(self.conv2d(x))
-        y = bidirectional_selective_scan(x, self.x_proj_weight, self.dt_projs_weight,
+        y = flattened_selective_scan(x, self.x_proj_weight, self.dt_projs_weight,
                                          self.dt_projs_bias, self.A_logs, self.Ds)
         y = self.out_norm(y).to(x.dtype)
         return self.out_proj(y * self.act(gate))
