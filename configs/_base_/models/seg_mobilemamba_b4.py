@@ -1,0 +1,36 @@
+# mmseg EncoderDecoder with the MobileMamba-B4 backbone as the release sets it up for ADE20K
+# (no neck; stage maps: 0 -> stride 16 / 200 ch, 1 -> stride 32 / 376 ch, 2 -> stride 64 / 448 ch)
+# and the release's auxiliary FCN head on stage 1. The decode head comes from the leaf config.
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=dict(
+        type='SegDataPreProcessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255,
+        size=(512, 512)),
+    backbone=dict(
+        type='MobileMamba',
+        arch='B4',
+        out_indices=(0, 1, 2),
+        frozen_stages=-1,
+        norm_eval=False,
+        drop_path_rate=0.03,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_b4.pth')),
+    auxiliary_head=dict(
+        type='FCNHead',
+        in_channels=376,
+        in_index=1,
+        channels=256,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=150,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

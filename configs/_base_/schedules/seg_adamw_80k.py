@@ -1,0 +1,20 @@
+# Segmentation schedule of the MobileMamba release (DeepLabv3 / PSPNet, 80k iterations):
+# AdamW lr 1.2e-4 for 32 images (release: 4 GPUs x 8 images), weight decay 0.05, no decay on
+# parameters whose name contains 'norm', gradient clipping at 0.1, 500-iteration linear
+# warm-up, constant lr until 40k, then cosine to 0 at 80k.
+max_iters = 80000
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=8000)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}),  # name-based, as released
+    clip_grad=dict(max_norm=0.1, norm_type=2))
+
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-5, by_epoch=False, begin=0, end=500),
+    dict(type='CosineAnnealingLR', begin=max_iters // 2, end=max_iters,
+         T_max=max_iters // 2, by_epoch=False, eta_min=0),
+]

@@ -1,0 +1,57 @@
+"""tools/get_flops.py and mmmobilemamba.utils.complexity on the ImageNet classifiers."""
+import importlib.util
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from mmmobilemamba.utils.complexity import PAPER_IMAGENET, classifier_complexity, count_complexity
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('get_flops', os.path.join(ROOT, 'tools', 'get_flops.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+@pytest.mark.parametrize('arch', ['T2', 'S6'])
+def test_classifier_matches_paper_within_3_percent(arch):
+    result = classifier_complexity(arch)
+    paper_flops, paper_params, size = PAPER_IMAGENET[arch]
+    assert result['img_size'] == size
+    assert abs(result['flops'] - paper_flops) / paper_flops < 0.03, result['flops']
+    assert abs(result['params'] - paper_params) / paper_params < 0.03, result['params']
+    assert 0 < result['scan_flops'] < 0.01 * result['flops']
+    assert result['params_fused'] < result['params']  # BN folded for the FLOP count
+
+
+def test_cli_arch_table(capsys):
+    load_tool().main(['--arch', 's6'])
+    out = capsys.readouterr().out
+    assert 'S6' in out and '652.000M' in out and '15.000M' in out
+
+
+def test_cli_rejects_ambiguous_requests():
+    tool = load_tool()
+    for argv in ([], ['--arch', 'S6', '--all-archs'], ['x.py', '--arch', 'S6']):
+        with pytest.raises(SystemExit):
+            tool.parse_args(argv)
+
+
+def test_scan_count_matches_release_formula():
+    """A module owning A_logs of shape (K*D, N) scanning an HxW map counts 9*B*L*K*D*N + B*K*D*L."""
+
+    class Scan(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.A_logs = nn.Parameter(torch.zeros(2 * 6, 1))
+
+        def forward(self, x):
+            return x * 2
+
+    result = count_complexity(Scan(), torch.randn(2, 3, 4, 5))
+    assert result['scan_flops'] == 9 * 2 * 20 * 12 * 1 + 2 * 12 * 20
