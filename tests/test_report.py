@@ -1,0 +1,147 @@
+"""tools/report.py on fake work dirs: metrics parsed from mmengine logs, paper numbers alongside,
+benchmark FPS picked up, training curves written."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DET = os.path.join(ROOT, 'configs', 'det', 'retinanet_mobilemamba_b1.py')
+SSD = os.path.join(ROOT, 'configs', 'det', 'ssdlite_mobilemamba_b1.py')
+SEG = os.path.join(ROOT, 'configs', 'seg', 'pspnet_mobilemamba_b4_512x512_80k_ade20k.py')
+PNG = b'\x89PNG\r\n\x1a\n'
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('report', os.path.join(ROOT, 'tools', 'report.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+report = _load_tool()
+
+
+def _write_lines(path, records):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        for r in records:
+            f.write(json.dumps(r) + '\n')
+
+
+@pytest.fixture()
+def fake_tree(tmp_path):
+    wd = tmp_path / 'work_dirs'
+    # epoch-based detector: 2 epochs of 5 iterations, validation after each epoch (step = epoch)
+    det = []
+    for it in range(1, 11):
+        det.append(dict(lr=1e-4, loss=2.0 / it, loss_cls=1.2 / it, loss_bbox=0.8 / it,
+                        epoch=(it - 1) // 5 + 1, iter=it, step=it))
+        if it % 5 == 0:
+            det.append({'coco/bbox_mAP': 0.1 if it == 5 else 0.321, 'coco/bbox_mAP_50': 0.5,
+                        'coco/bbox_mAP_l': -1.0, 'coco/bbox_mAP_copypaste': '0.321 0.5 -1.0',
+                        'data_time': 0.01, 'time': 0.1, 'step': it // 5})
+    _write_lines(str(wd / 'retinanet_mobilemamba_b1' / '20250101_000000' / 'vis_data' / 'scalars.json'), det)
+    # iteration-based segmentor under a toy/ folder, resumed once (the second run continues)
+    seg1 = [dict(loss=3.0 - 0.1 * i, decode_loss_ce=2.0, iter=i, step=i) for i in range(1, 5)]
+    seg1.append(dict(aAcc=60.0, mIoU=20.5, mAcc=30.0, step=4))
+    seg2 = [dict(loss=2.0 - 0.1 * i, decode_loss_ce=1.5, iter=i, step=i) for i in range(5, 9)]
+    seg2.append(dict(aAcc=70.0, mIoU=35.25, mAcc=45.0, step=8))
+    seg_wd = wd / 'toy' / 'pspnet_mobilemamba_b4_512x512_80k_ade20k'
+    _write_lines(str(seg_wd / '20250102_000000' / 'vis_data' / 'scalars.json'), seg1)
+    _write_lines(str(seg_wd / '20250103_000000' / 'vis_data' / 'scalars.json'), seg2)
+    # a test run (tools/test.py) in a work dir with another name holding the config dump
+    other = wd / 'my_run'
+    (other / '20250104_000000').mkdir(parents=True)
+    (other / 'retinanet_mobilemamba_b1.py').write_text('# config dump\n')
+    with open(other / '20250104_000000' / '20250104_000000.json', 'w') as f:
+        json.dump({'coco/bbox_mAP': 0.385, 'coco/bbox_mAP_50': 0.59}, f)
+    # benchmark results as tools/benchmark.py writes them
+    bench = tmp_path / 'benchmarks'
+    bench.mkdir()
+    (bench / 'gpu_results.md').write_text(
+        '- date: 2025-01-01\n- device: NVIDIA H100 80GB HBM3\n\n'
+        '### Det/seg models: tensor-mode forward\n\n'
+        '| config | scope | input | precision | BN fused | ms | FPS | peak MiB |\n'
+        '|---|---|---|---|---|---|---|---|\n'
+        '| retinanet_mobilemamba_b1.py | mmdet | 800x1067 | fp16 | no | 10.0 | 100.0 | 300 |\n'
+        '| retinanet_mobilemamba_b1.py | mmdet | 800x1067 | fp32 | no | 25.0 | 40.0 | 500 |\n'
+        '| pspnet_mobilemamba_b4_512x512_80k_ade20k.py | mmseg | 512x512 | fp32 | no | 12.5 | 80.0 | 200 |\n')
+    return tmp_path
+
+
+def test_report_table_curves_and_fps(fake_tree):
+    out = fake_tree / 'report' / 'report.md'
+    rows = report.main([DET, SEG, SSD, '--skip-flops', '--work-dirs', str(fake_tree / 'work_dirs'),
+                        '--benchmarks', str(fake_tree / 'benchmarks'), '--out', str(out)])
+    text = out.read_text()
+    table = [line for line in text.splitlines() if line.startswith('| `')]
+
+    det_rows = [line for line in table if line.startswith('| `retinanet_mobilemamba_b1`')]
+    assert len(det_rows) == 2  # the named work dir and the one holding the config dump
+    trained = next(line for line in det_rows if 'work_dirs/retinanet_mobilemamba_b1' in line.replace(os.sep, '/'))
+    cells = [c.strip() for c in trained.strip('|').split('|')]
+    header = [c.strip() for c in text.splitlines()[2].strip('|').split('|')]
+    row = dict(zip(header, cells))
+    assert row['ours'] == '32.1'          # the last validation (epoch 2), in percent
+    assert row['paper'] == '39.6'         # release README
+    assert row['paper params'] == '27.1M' and row['paper FLOPs'] == '151G'
+    assert row['params'] == '' and row['FLOPs'] == ''   # --skip-flops
+    assert row['FPS (gpu_results)'].startswith('40.0 (fp32')   # fp32 preferred over fp16
+    assert 'val, epoch 2' in row['run'] and '[curves](curves/' in row['run']
+    tested = next(line for line in det_rows if 'my_run' in line)
+    assert '| 38.5 | 39.6 |' in tested and '(test, 20250104_000000)' in tested
+    assert '[curves](' not in tested   # a test run alone has no training curve
+    assert '| work_dirs/my_run (test' in tested   # shown relative to the work dirs' parent
+
+    seg = next(line for line in table if line.startswith('| `pspnet_mobilemamba_b4'))
+    assert '| mIoU | 35.2 | 36.9 |' in seg or '| mIoU | 35.3 | 36.9 |' in seg
+    assert '80.0 (fp32, 512x512)' in seg and 'iter 8' in seg
+    ssd = next(line for line in table if line.startswith('| `ssdlite_mobilemamba_b1`'))
+    assert '| box AP |  | 24.0 |' in ssd   # no run: our cell empty, paper number present
+
+    # details section lists every metric with the paper's value; -1 (no objects) stays empty
+    assert '| coco/bbox_mAP_50 | 50.0 | 59.8 |' in text
+    assert '| coco/bbox_mAP_l |  | 53.9 |' in text
+    assert 'NVIDIA H100' in text
+
+    pngs = sorted((fake_tree / 'report' / 'curves').iterdir())
+    assert len(pngs) == 2
+    for p in pngs:
+        assert p.read_bytes()[:8] == PNG and p.stat().st_size > 5000
+    assert len(rows) == 4
+
+
+def test_run_parsing(fake_tree):
+    runs = report.find_runs(str(fake_tree / 'work_dirs'))
+    det = runs[str(fake_tree / 'work_dirs' / 'retinanet_mobilemamba_b1')][0]
+    assert [r['_iter'] for r in det['val']] == [5, 10]   # epochs mapped to their last iteration
+    seg_wd = str(fake_tree / 'work_dirs' / 'toy' / 'pspnet_mobilemamba_b4_512x512_80k_ade20k')
+    chain = report.latest_training(runs[seg_wd])
+    assert [r['timestamp'] for r in chain] == ['20250102_000000', '20250103_000000']   # resumed
+    # a fresh restart at iteration 1 starts a new training
+    restart = dict(runs[seg_wd][0], timestamp='20250105_000000')
+    assert [r['timestamp'] for r in report.latest_training(runs[seg_wd] + [restart])] == ['20250105_000000']
+    assert report.match_work_dirs('retinanet_mobilemamba_b1', runs) == sorted(
+        [str(fake_tree / 'work_dirs' / 'retinanet_mobilemamba_b1'), str(fake_tree / 'work_dirs' / 'my_run')])
+    assert report.to_percent('coco/bbox_mAP', 0.25) == 25.0 and report.to_percent('mIoU', 36.9) == 36.9
+    assert report.to_percent('coco/bbox_mAP_l', -1.0) is None
+
+
+def test_paper_numbers_match_the_release_readme():
+    """The table's published numbers, checked against the config headers that quote them."""
+    for name, expected in (('retinanet_mobilemamba_b1', '39.6 box AP'), ('mask-rcnn_mobilemamba_b1', '40.6 box AP'),
+                           ('ssdlite_mobilemamba_b1', '24.0 box AP'), ('ssdlite_mobilemamba_b1_512', '29.5 box AP'),
+                           ('deeplabv3_mobilemamba_b4_512x512_80k_ade20k', '36.6 mIoU'),
+                           ('pspnet_mobilemamba_b4_512x512_80k_ade20k', '36.9 mIoU'),
+                           ('fpn_mobilemamba_b4_512x512_160k_ade20k', '42.5 mIoU')):
+        path = next(os.path.join(ROOT, 'configs', d, name + '.py') for d in ('det', 'seg')
+                    if os.path.isfile(os.path.join(ROOT, 'configs', d, name + '.py')))
+        with open(path) as f:
+            header = f.read(1500)
+        assert expected in header, (name, expected)
+        paper = report.PAPER[name]
+        key = 'mIoU' if 'mIoU' in expected else 'coco/bbox_mAP'
+        assert f'{paper["metrics"][key]:.1f}' == expected.split()[0]
+        assert paper['params'] in header and paper['flops'] in header

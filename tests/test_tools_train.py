@@ -1,0 +1,147 @@
+"""tools/train.py and tools/test.py as a user runs them: a detector and a segmentor train for a few
+iterations on toy data (finite losses, a checkpoint), then tools/test.py evaluates the checkpoint.
+Also: --data-root / --toy rewrite every path and size, and mistakes end with a message naming the
+missing path and the fix."""
+import importlib.util
+import json
+import math
+import os
+import pickle
+import sys
+
+import pytest
+
+from _toolrun import DET_CONFIG, ROOT, SEG_CONFIG, TOY_SIZE, assert_finite_losses, make_toy, run, \
+    scalars, toy_train_args
+
+ITERS = 3
+
+
+@pytest.fixture(scope='module')
+def toy(tmp_path_factory):
+    return make_toy(tmp_path_factory.mktemp('toy'))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize('task,config,metric', [
+    ('det', DET_CONFIG, 'coco/bbox_mAP'),
+    ('seg', SEG_CONFIG, 'mIoU'),
+])
+def test_train_then_test(toy, tmp_path, task, config, metric):
+    work_dir = tmp_path / 'work'
+    # score_thr=0: an untrained detector's boxes are all below the default 0.05, and mAP over
+    # no boxes is not computed at all; with every box kept the evaluation really runs
+    extra = ['model.test_cfg.score_thr=0.0'] if task == 'det' else []
+    out = run(toy_train_args(config, toy[task], work_dir, ITERS, *extra))
+    assert 'Iter(train) [3/3]' in out.stdout and 'eta:' in out.stdout
+    records = scalars(work_dir)
+    assert_finite_losses(records, ITERS)
+    assert any(metric in r for r in records), 'no validation after training'
+    ckpt = work_dir / f'iter_{ITERS}.pth'
+    assert ckpt.is_file() and (work_dir / 'last_checkpoint').read_text().strip().endswith(ckpt.name)
+
+    test_dir = tmp_path / 'test'
+    args = ['tools/test.py', config, ckpt, '--toy', '--toy-size', TOY_SIZE, '--data-root', toy[task],
+            '--work-dir', test_dir, '--out', tmp_path / 'pred.pkl']
+    if extra:
+        args += ['--show-dir', 'vis', '--cfg-options', *extra]
+    out = run(args)
+    assert f'Load checkpoint from {ckpt}' in out.stdout
+    (metrics_file,) = test_dir.glob('*/*.json')
+    metrics = json.loads(metrics_file.read_text())
+    assert metric in metrics and math.isfinite(metrics[metric]), metrics
+    with open(tmp_path / 'pred.pkl', 'rb') as f:
+        assert len(pickle.load(f)) == 2  # one prediction per val image
+    if extra:
+        assert len(list(test_dir.glob('*/vis/*.jpg'))) == 2
+
+
+# ------------------------------------------------------------------ in-process: config edits, errors
+def _load_tool(name):
+    """tools/NAME.py as a module (by path: 'test' would clash with Python's own test package)."""
+    spec = importlib.util.spec_from_file_location(f'_mmm_tool_{name}', os.path.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def tools():
+    saved = list(sys.path)  # train.py / test.py put tools/ on sys.path to import runner_setup
+    try:
+        yield {name: _load_tool(name) for name in ('runner_setup', 'train', 'test')}
+    finally:
+        sys.path[:] = saved
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            yield from _strings(v)
+    elif isinstance(node, str):
+        yield node
+
+
+def test_data_root_rewrites_every_path(tools, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    rs = tools['runner_setup']
+    for config, old in ((DET_CONFIG, 'data/coco'), (SEG_CONFIG, 'data/ade/')):
+        cfg = rs.load_config(config)
+        rs.set_data_root(cfg, '/elsewhere/d')
+        strings = list(_strings(cfg.to_dict()))
+        assert not [s for s in strings if old in s]
+        assert cfg.train_dataloader.dataset.data_root.startswith('/elsewhere/d')
+        if config == DET_CONFIG:
+            assert cfg.val_evaluator.ann_file == '/elsewhere/d/annotations/instances_val2017.json'
+
+
+def test_toy_preset(tools, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    rs = tools['runner_setup']
+    cfg = rs.load_config(SEG_CONFIG)
+    rs.apply_toy(cfg, 'seg', iters=7, size=128, log=lambda *_: None)
+    assert cfg.train_cfg == dict(type='IterBasedTrainLoop', max_iters=7, val_interval=7)
+    assert cfg.model.data_preprocessor.size == (128, 128)
+    crop = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomCrop'][0]
+    assert crop['crop_size'] == (128, 128)
+    assert cfg.test_dataloader.dataset.pipeline[1]['scale'] == (512, 128)
+    assert cfg.train_dataloader.dataset.data_root == 'data/toy/ade/ADEChallengeData2016'
+    assert cfg.default_hooks.checkpoint.interval == 7 and cfg.train_dataloader.num_workers == 0
+    cfg = rs.load_config(DET_CONFIG)
+    rs.apply_toy(cfg, 'det', size=160, log=lambda *_: None)
+    assert cfg.test_dataloader.dataset.pipeline[1]['scale'] == (267, 160)
+    assert cfg.model.bbox_head.anchor_generator.scales_per_octave == 3  # not an image size
+    assert cfg.val_evaluator.ann_file == 'data/toy/coco/annotations/instances_val2017.json'
+
+
+def _error(main, argv):
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    return str(err.value)
+
+
+def test_clear_errors(tools, tmp_path, monkeypatch, toy):
+    monkeypatch.chdir(ROOT)
+    train, test = tools['train'].main, tools['test'].main
+
+    msg = _error(train, ['configs/det/retinanet_mobilemamba_s7.py'])
+    assert 'not found' in msg and 'configs/det/retinanet_mobilemamba_s6.py' in msg  # a suggestion
+
+    msg = _error(train, [DET_CONFIG, '--data-root', str(tmp_path / 'nowhere')])
+    assert str(tmp_path / 'nowhere') in msg and 'make_toy_data.py' in msg and '--data-root' in msg
+
+    msg = _error(train, [DET_CONFIG, '--toy', '--data-root', str(tmp_path / 'nowhere')])
+    assert 'python tools/make_toy_data.py' in msg
+
+    msg = _error(train, [DET_CONFIG, '--data-root', toy['det'],
+                         '--cfg-options', 'model.backbone.init_cfg.checkpoint=/no/such.pth'])
+    assert '/no/such.pth' in msg and 'model.backbone.init_cfg=None' in msg
+
+    msg = _error(train, [DET_CONFIG, '--toy', '--data-root', toy['det'], '--resume', str(tmp_path / 'x.pth')])
+    assert 'x.pth' in msg and 'not found' in msg
+
+    msg = _error(test, [DET_CONFIG, str(tmp_path / 'missing.pth'), '--toy', '--data-root', toy['det']])
+    assert 'missing.pth' in msg and 'not found' in msg

@@ -1,0 +1,411 @@
+"""Config preparation shared by tools/train.py and tools/test.py (not a tool itself).
+
+Everything here edits an mmengine ``Config`` before the Runner is built:
+
+* ``load_config``        -- the config file, with a clear error when it does not exist;
+* ``detect_task``        -- 'det' or 'seg' (from ``default_scope``, else the model type);
+* ``set_data_root``      -- moves every dataset / evaluator path under a new data root;
+* ``apply_toy``          -- the ``--toy`` preset (toy data, short schedule, small images, CPU);
+* ``check_data``         -- fails early, naming the missing path and the fix;
+* ``setup_distributed``  -- gloo + CPU DDP when there is no GPU (mmengine assumes CUDA).
+"""
+import difflib
+import glob
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# --toy defaults (the README and tools/train.py --help describe them)
+TOY_DATA_ROOTS = {'det': 'data/toy/coco/', 'seg': 'data/toy/ade/ADEChallengeData2016'}
+TOY_ITERS = 20
+TOY_SIZE = 256
+TOY_BATCH = 2
+
+DATASET_HELP = {
+    'det': 'COCO 2017 (annotations/instances_{train,val}2017.json, {train,val}2017/*.jpg)',
+    'seg': 'ADE20K (images/{training,validation}/*.jpg, annotations/{training,validation}/*.png)',
+}
+
+
+class ToolError(SystemExit):
+    """Exit with a message (no traceback): something the user has to fix."""
+
+    def __init__(self, message):
+        super().__init__('error: ' + message)
+
+
+# ----------------------------------------------------------------------------- config / task
+def load_config(path):
+    if not osp.isfile(path):
+        known = sorted(glob.glob(osp.join(ROOT, 'configs', '*', '*.py')))
+        rel = [osp.relpath(p) for p in known]
+        close = difflib.get_close_matches(osp.basename(path), [osp.basename(p) for p in known], n=3, cutoff=0.5)
+        hint = ''
+        if close:
+            hint = '\n  did you mean: ' + ', '.join(r for r in rel if osp.basename(r) in close)
+        raise ToolError(f'config file {path!r} not found (working directory: {os.getcwd()}).{hint}\n'
+                        f'  configs of this repository: {osp.relpath(osp.join(ROOT, "configs"))}/det/*.py, '
+                        f'{osp.relpath(osp.join(ROOT, "configs"))}/seg/*.py')
+    return Config.fromfile(path)
+
+
+def detect_task(cfg):
+    """'det' (mmdet) or 'seg' (mmseg)."""
+    scope = cfg.get('default_scope')
+    if scope in ('mmdet', 'mmseg'):
+        return scope[2:]
+    model_type = str(cfg.get('model', {}).get('type', ''))
+    if model_type in ('EncoderDecoder', 'CascadeEncoderDecoder', 'SegTTAModel'):
+        return 'seg'
+    if model_type:
+        return 'det'
+    raise ToolError('cannot tell whether the config is for mmdet or mmseg: set '
+                    "default_scope = 'mmdet' or 'mmseg' in it")
+
+
+def register_modules(task):
+    """Register mmdet or mmseg modules and make them the default scope."""
+    if task == 'det':
+        from mmdet.utils import register_all_modules
+    else:
+        from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+
+
+# ----------------------------------------------------------------------------- walking configs
+def _section(node, key):
+    """node[key], created as an empty dict if missing (ConfigDict.setdefault returns a copy)."""
+    if not isinstance(node.get(key), dict):
+        node[key] = {}
+    return node[key]
+
+
+def _walk(node, fn, key=None):
+    """Call fn(container, key, value) for every item of nested dicts/lists (depth first)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in list(items):
+        fn(node, k, v)
+        if isinstance(v, (dict, list)):
+            _walk(v, fn, k)
+
+
+def _datasets(cfg, loader_names):
+    """(loader name, dataset dict) for the innermost datasets of the named dataloaders."""
+    out = []
+
+    def visit(name, ds):
+        if not isinstance(ds, dict):
+            return
+        if isinstance(ds.get('dataset'), dict):
+            visit(name, ds['dataset'])
+        elif isinstance(ds.get('datasets'), list):
+            for d in ds['datasets']:
+                visit(name, d)
+        else:
+            out.append((name, ds))
+
+    for name in loader_names:
+        loader = cfg.get(name)
+        if isinstance(loader, dict):
+            visit(name, loader.get('dataset'))
+    return out
+
+
+# ----------------------------------------------------------------------------- data root
+def config_data_roots(cfg):
+    roots = {ds.get('data_root') for _, ds in _datasets(cfg, ('train_dataloader', 'val_dataloader',
+                                                               'test_dataloader'))}
+    roots.discard(None)
+    if cfg.get('data_root'):
+        roots.add(cfg.data_root)
+    return {r.rstrip('/') for r in roots if isinstance(r, str)} or set()
+
+
+def set_data_root(cfg, new_root):
+    """Point every path derived from the config's data root(s) at new_root.
+
+    Changes every ``data_root`` value and every string that starts with an old data root
+    (e.g. the CocoMetric's ``ann_file='data/coco/annotations/...'``).
+    """
+    olds = config_data_roots(cfg)
+    if not olds:
+        raise ToolError('--data-root: the config has no data_root to replace')
+    if len(olds) > 1:
+        raise ToolError(f'--data-root: the config uses several data roots {sorted(olds)}; '
+                        'set them one by one with --cfg-options')
+    old = olds.pop()
+    new = new_root.rstrip('/')
+
+    def fix(container, key, value):
+        if not isinstance(value, str):
+            return
+        if key == 'data_root':
+            container[key] = new + ('/' if value.endswith('/') else '')
+        elif value == old or value.startswith(old + '/'):
+            container[key] = new + value[len(old):]
+
+    _walk(cfg._cfg_dict, fix)
+    return old, new
+
+
+# ----------------------------------------------------------------------------- --toy
+def _scaled(value, f):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return max(1, int(round(value * f)))
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return tuple(max(1, int(round(v * f))) for v in value)
+    if isinstance(value, (list, tuple)):  # e.g. RandomChoiceResize scales=[(w, h), ...]
+        return [_scaled(v, f) for v in value]
+    return value
+
+
+def _test_scale(cfg):
+    """The short side of the first Resize scale of the test (or val) pipeline, or None."""
+    for _, ds in _datasets(cfg, ('test_dataloader', 'val_dataloader')):
+        found = []
+
+        def find(container, key, value):
+            if key == 'scale' and isinstance(container, dict) and 'Resize' in str(container.get('type', '')):
+                found.append(value)
+
+        _walk(ds.get('pipeline', []), find)
+        for scale in found:
+            if isinstance(scale, (int, float)):
+                return scale
+            if isinstance(scale, (list, tuple)) and len(scale) == 2:
+                return min(scale)
+    return None
+
+
+def scale_images(cfg, f):
+    """Multiply every image size in pipelines, the data preprocessor and slide inference by f."""
+    size_keys = ('scale', 'scales', 'img_scale', 'crop_size')
+
+    def fix_transform(container, key, value):
+        if isinstance(value, dict) and 'type' in value:
+            for k in size_keys:
+                if k in value:
+                    value[k] = _scaled(value[k], f)
+            if 'Pad' in str(value['type']) and 'size' in value:
+                value['size'] = _scaled(value['size'], f)
+
+    def fix_pipelines(container, key, value):
+        if key in ('pipeline', 'transforms') and isinstance(value, list):
+            _walk(value, fix_transform)
+
+    _walk(cfg._cfg_dict, fix_pipelines)
+    model = cfg.get('model', {})
+    pre = model.get('data_preprocessor') or {}
+    if pre.get('size'):
+        pre['size'] = _scaled(pre['size'], f)
+    for aug in pre.get('batch_augments') or []:
+        if isinstance(aug, dict) and aug.get('size'):
+            aug['size'] = _scaled(aug['size'], f)
+    test_cfg = model.get('test_cfg') or {}
+    if isinstance(test_cfg, dict) and test_cfg.get('mode') == 'slide':
+        for k in ('crop_size', 'stride'):
+            if k in test_cfg:
+                test_cfg[k] = _scaled(test_cfg[k], f)
+    if isinstance(cfg.get('crop_size'), (list, tuple)):
+        cfg.crop_size = _scaled(cfg.crop_size, f)
+
+
+def apply_toy(cfg, task, iters=TOY_ITERS, size=TOY_SIZE, data_root=None, training=True, log=print):
+    """The --toy preset: train/test on the generated toy data in minutes on a CPU.
+
+    1. data root -> data/toy/coco/ or data/toy/ade/ADEChallengeData2016 (or ``data_root``);
+    2. image sizes x f, f = size / (short side of the test Resize scale): every Resize /
+       RandomResize scale, crop size, Pad size, the preprocessor's fixed size, slide window;
+    3. schedule: IterBasedTrainLoop of ``iters`` iterations (InfiniteSampler), validation and a
+       checkpoint at the end, lr warm-up (LinearLR from 0.1x) over the first half, then constant;
+    4. logging every iteration (no smoothing window);
+    5. batch size 2 for training, 1 for testing, data loading in the main process;
+    6. random seed 0 (unless the config sets one), so a toy run repeats on the same machine;
+    7. a backbone ``Pretrained`` checkpoint that does not exist is dropped (trained from scratch).
+
+    With ``training=False`` (tools/test.py) only 1, 2 and 5 apply.
+    """
+    changes = []
+    root = data_root or TOY_DATA_ROOTS[task]
+    old, new = set_data_root(cfg, root)
+    changes.append(f'data root {old!r} -> {new!r}')
+
+    short = _test_scale(cfg)
+    if short:
+        f = size / short
+        scale_images(cfg, f)
+        changes.append(f'image sizes x{f:.3g} (test short side {short} -> {size} px)')
+
+    for name, batch in (('train_dataloader', TOY_BATCH), ('val_dataloader', 1), ('test_dataloader', 1)):
+        loader = cfg.get(name)
+        if isinstance(loader, dict):
+            loader.update(batch_size=batch, num_workers=0, persistent_workers=False)
+    changes.append(f'batch size {TOY_BATCH} (test 1), num_workers 0')
+    if not training:
+        log('--toy: ' + '; '.join(changes))
+        return
+
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
+    train_loader = cfg.get('train_dataloader')
+    if isinstance(train_loader, dict):  # no dataloader restart (and its 2 s pause) every epoch
+        train_loader['sampler'] = dict(type='InfiniteSampler', shuffle=True)
+    cfg.setdefault('val_cfg', dict(type='ValLoop'))
+    cfg.setdefault('test_cfg', dict(type='TestLoop'))
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+                                end=max(2, iters // 2))]
+    hooks = _section(cfg, 'default_hooks')
+    hooks['checkpoint'] = dict(type='CheckpointHook', by_epoch=False, interval=iters)
+    hooks['logger'] = dict(type='LoggerHook', interval=1, log_metric_by_epoch=False)
+    cfg.log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
+    changes.append(f'{iters} iterations (IterBasedTrainLoop), warm-up {max(2, iters // 2)} iters, '
+                   'validation + checkpoint at the end, log every iteration')
+
+    randomness = _section(cfg, 'randomness')
+    if randomness.get('seed') is None:
+        randomness['seed'] = 0
+        changes.append('seed 0')
+
+    backbone = cfg.get('model', {}).get('backbone') or {}
+    init = backbone.get('init_cfg')
+    if isinstance(init, dict) and init.get('type') == 'Pretrained':
+        ckpt = str(init.get('checkpoint', ''))
+        if '://' not in ckpt and not osp.isfile(ckpt):
+            backbone['init_cfg'] = None
+            changes.append(f'backbone weights {ckpt!r} not found: training from scratch')
+    log('--toy: ' + '; '.join(changes))
+
+
+# ----------------------------------------------------------------------------- checks
+def _join(root, path):
+    if not path or osp.isabs(path) or not root:
+        return path
+    return osp.join(root, path)
+
+
+def check_data(cfg, task, loader_names, toy=False):
+    """Raise ToolError naming every missing dataset path and how to fix it."""
+    missing = []
+    for name, ds in _datasets(cfg, loader_names):
+        root = ds.get('data_root') or ''
+        if root and not osp.isdir(root):
+            missing.append((name, root))
+            continue
+        paths = [_join(root, ds.get('ann_file', ''))]
+        prefix = ds.get('data_prefix') or {}
+        paths += [_join(root, p) for p in prefix.values() if isinstance(p, str)] if isinstance(prefix, dict) else []
+        missing += [(name, p) for p in paths if p and not osp.exists(p)]
+    for name in ('val_evaluator', 'test_evaluator'):
+        if name.split('_')[0] + '_dataloader' not in loader_names:
+            continue
+        evaluators = cfg.get(name)
+        for ev in evaluators if isinstance(evaluators, list) else [evaluators]:
+            if isinstance(ev, dict) and isinstance(ev.get('ann_file'), str) and ev['ann_file'] \
+                    and not osp.exists(ev['ann_file']):
+                missing.append((name, ev['ann_file']))
+    if not missing:
+        return
+    users = {}
+    for name, path in missing:
+        users.setdefault(path, []).append(name)
+    lines = '\n'.join(f'  {p}  (needed by {", ".join(dict.fromkeys(n))})' for p, n in users.items())
+    roots = sorted(config_data_roots(cfg)) or ['?']
+    if toy:
+        fix = ('generate the toy data first:  python tools/make_toy_data.py'
+               '  (writes data/toy/coco and data/toy/ade; with --out DIR, pass the matching --data-root)')
+    else:
+        fix = (f'put {DATASET_HELP[task]} at {roots[0]!r} (or a symlink to your copy there), or pass '
+               '--data-root DIR;\n  for a try-out on generated data:  python tools/make_toy_data.py  '
+               'and add --toy')
+    raise ToolError(f'dataset files not found (working directory {os.getcwd()}):\n{lines}\n  fix: {fix}')
+
+
+def check_pretrained(cfg):
+    backbone = cfg.get('model', {}).get('backbone') or {}
+    init = backbone.get('init_cfg')
+    if isinstance(init, dict) and init.get('type') == 'Pretrained':
+        ckpt = str(init.get('checkpoint', ''))
+        if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
+            raise ToolError(
+                f'backbone weights {ckpt!r} not found (working directory {os.getcwd()}).\n  fix: download '
+                'the release ImageNet checkpoint to that path (README, "Pretrained weights"), or train '
+                'from scratch with  --cfg-options model.backbone.init_cfg=None')
+
+
+def check_checkpoint(path, what='checkpoint'):
+    if osp.isfile(path):
+        return
+    hint = ''
+    folder = osp.dirname(path) or '.'
+    if osp.isdir(folder):
+        found = sorted(glob.glob(osp.join(folder, '*.pth')))
+        if found:
+            hint = '\n  checkpoints in that folder: ' + ', '.join(osp.basename(p) for p in found[-5:])
+        last = osp.join(folder, 'last_checkpoint')
+        if osp.isfile(last):
+            with open(last) as fh:
+                hint += f'\n  the latest one (from {last}): {fh.read().strip()}'
+    raise ToolError(f'{what} {path!r} not found.{hint}')
+
+
+# ----------------------------------------------------------------------------- distributed
+def _convert_syncbn(node):
+    def fix(container, key, value):
+        if key == 'type' and value in ('SyncBN', 'MMSyncBN'):
+            container[key] = 'BN'
+    _walk(node, fix)
+
+
+def setup_distributed(cfg, launcher, log=print):
+    """Make ``--launcher pytorch`` work without a GPU: gloo, CPU DDP, BatchNorm for SyncBN.
+
+    mmengine's init_dist always calls torch.cuda.set_device and its DDP wrapper passes
+    device_ids=[LOCAL_RANK]; both fail on a CPU-only machine, so the process group is created
+    here (mmengine then finds it initialised) and the wrapper gets device_ids=None.
+    """
+    env = _section(cfg, 'env_cfg')
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise ToolError(f'--launcher {launcher} needs GPUs here; on CPU use --launcher pytorch '
+                        '(tools/dist_train.sh, tools/dist_test.sh)')
+    import torch.distributed as dist
+    dist_cfg = _section(env, 'dist_cfg')
+    dist_cfg['backend'] = 'gloo'
+    if not dist.is_initialized():
+        kwargs = {k: v for k, v in dist_cfg.items() if k not in ('backend',)}
+        if 'timeout' in kwargs:
+            import datetime
+            kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
+        dist.init_process_group(backend='gloo', **kwargs)
+    _convert_syncbn(cfg.get('model', {}))
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False),
+        **{k: v for k, v in (cfg.get('model_wrapper_cfg') or {}).items()
+           if k not in ('type', 'device_ids', 'broadcast_buffers', 'find_unused_parameters')})
+    if dist.get_rank() == 0:
+        log(f'no GPU: distributed on CPU with gloo, {dist.get_world_size()} processes '
+            '(SyncBN -> BN, DDP without device_ids)')
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def load_full_checkpoints():
+    """Let the Runner read its own checkpoints under torch >= 2.6.
+
+    torch.load defaults to weights_only=True since torch 2.6, and mmengine 0.10 calls it without
+    the argument; its checkpoints (message hub history, numpy arrays, config meta) are refused
+    by that loader. The tools load the checkpoint named on the command line (load_from /
+    --resume) with weights_only=False, as torch < 2.6 did: pass only checkpoints you trust.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    @CheckpointLoader.register_scheme(prefixes='', force=True)
+    def load_from_local(filename, map_location):
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')
+        return torch.load(filename, map_location=map_location, weights_only=False)

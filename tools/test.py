@@ -1,0 +1,109 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint of a detector (mmdet config) or segmentor (mmseg config) with mmengine's
+Runner: COCO mAP (mmdet CocoMetric) or mIoU (mmseg IoUMetric), as the config's test_evaluator says.
+
+    python tools/test.py configs/det/retinanet_mobilemamba_s6.py work_dirs/retinanet_mobilemamba_s6/epoch_12.pth
+    python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis      # dump predictions, draw them
+    python tools/test.py CONFIG CKPT --toy                                 # on the toy data (make_toy_data.py)
+    bash tools/dist_test.sh CONFIG CKPT 8
+
+--toy and --data-root change the data exactly as in tools/train.py (same image sizes).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import runner_setup as rs  # noqa: E402
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', help='config file the checkpoint was trained with')
+    p.add_argument('checkpoint', help='checkpoint file (.pth)')
+    p.add_argument('--work-dir', help='where the evaluation log and metrics json go '
+                   '(default: work_dirs/CONFIG_NAME, with --toy work_dirs/toy/CONFIG_NAME)')
+    p.add_argument('--out', metavar='FILE.pkl', help='also dump the raw predictions to this pickle file')
+    p.add_argument('--show-dir', metavar='DIR',
+                   help='draw predictions next to the ground truth into images under DIR '
+                   '(det: DIR is relative to WORK_DIR/TIMESTAMP; seg: DIR/vis_data/vis_image)')
+    p.add_argument('--data-root', metavar='DIR', help="replace the config's data_root everywhere")
+    p.add_argument('--toy', action='store_true', help='evaluate on the toy data, small images (as train.py --toy)')
+    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE})')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                   help='override config entries (applied last)')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                   help='job launcher (tools/dist_test.sh uses pytorch)')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.out and not args.out.endswith(('.pkl', '.pickle')):
+        p.error('--out must be a .pkl or .pickle file')
+    return args
+
+
+def build_config(args, log=print):
+    cfg = rs.load_config(args.config)
+    rs.check_checkpoint(args.checkpoint)
+    task = rs.detect_task(cfg)
+    rs.register_modules(task)
+    cfg.launcher = args.launcher
+    if args.toy:
+        rs.apply_toy(cfg, task, size=args.toy_size, data_root=args.data_root, training=False, log=log)
+    elif args.data_root:
+        old, new = rs.set_data_root(cfg, args.data_root)
+        log(f'data root {old!r} -> {new!r}')
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+
+    name = osp.splitext(osp.basename(args.config))[0]
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif args.toy:
+        cfg.work_dir = osp.join('work_dirs', 'toy', name)
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', name)
+    cfg.load_from = args.checkpoint
+    # weights come from the checkpoint: never read the backbone's ImageNet file
+    backbone = cfg.get('model', {}).get('backbone')
+    if isinstance(backbone, dict) and 'init_cfg' in backbone:
+        backbone['init_cfg'] = None
+
+    if args.show_dir:
+        hook = cfg.default_hooks.get('visualization')
+        if not hook:
+            raise rs.ToolError('--show-dir: the config has no default_hooks.visualization')
+        hook['draw'] = True
+        if task == 'det':
+            hook['test_out_dir'] = args.show_dir
+        else:  # mmseg's hook draws every `interval`-th image into the visualizer's save_dir
+            hook['interval'] = 1
+            cfg.visualizer['save_dir'] = args.show_dir
+
+    rs.check_data(cfg, task, ['test_dataloader'], toy=args.toy)
+    return cfg, task
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg, task = build_config(args)
+    rs.setup_distributed(cfg, args.launcher)
+    rs.load_full_checkpoints()
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.out:
+        if task == 'det':
+            from mmdet.evaluation import DumpDetResults
+            runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        else:
+            from mmengine.evaluator import DumpResults
+            runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
