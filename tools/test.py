@@ -86,6 +86,17 @@ def build_config(args, log=print):
     return cfg, task
 
 
+def _dump_metrics_on_rank0_only(runner):
+    """mmengine's LoggerHook writes WORK_DIR/<timestamp>/<timestamp>.json from every rank into the
+    same file, so a distributed test can leave two interleaved copies; only rank 0 writes it here."""
+    if runner.rank == 0:
+        return
+    from mmengine.hooks import LoggerHook
+    for hook in runner.hooks:
+        if isinstance(hook, LoggerHook):
+            hook.after_test_epoch = lambda runner, metrics=None: None
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg, task = build_config(args)
@@ -95,6 +106,7 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    _dump_metrics_on_rank0_only(runner)
     if args.out:
         if task == 'det':
             from mmdet.evaluation import DumpDetResults
