@@ -494,14 +494,6 @@ def install_mmcv_ext_stub():
     return True
 
 
-def resolve_config(path):
-    if '::' in path:
-        package, rel = path.split('::', 1)
-        mod = __import__(package)
-        return osp.join(osp.dirname(mod.__file__), '.mim', 'configs', rel)
-    return path
-
-
 def _find_resize_scale(pipeline):
     for step in pipeline or []:
         if step.get('type') in ('Resize', 'RandomResize', 'mmdet.Resize') and step.get('scale') is not None:
@@ -530,7 +522,8 @@ def default_input_shape(cfg):
 
 def build_from_config(path):
     from mmengine.config import Config
-    cfg = Config.fromfile(resolve_config(path))
+    from mmmobilemamba.utils.complexity import resolve_config_path
+    cfg = Config.fromfile(resolve_config_path(path))
     scope = cfg.get('default_scope', 'mmdet')
     if scope == 'mmseg':
         from mmseg.registry import MODELS

@@ -280,6 +280,27 @@ def apply_toy(cfg, task, iters=TOY_ITERS, size=TOY_SIZE, data_root=None, trainin
 
 
 # ----------------------------------------------------------------------------- checks
+def apply_command_line(cfg, args, task, log=print, **toy_kwargs):
+    """The options train.py and test.py share, in order: ``--launcher``, ``--toy`` (with
+    ``toy_kwargs`` for :func:`apply_toy`) or ``--data-root``, ``--cfg-options`` (last, so they win),
+    then the work dir (``--work-dir``, else work_dirs/[toy/]CONFIG_NAME unless the config sets one)."""
+    cfg.launcher = args.launcher
+    if args.toy:
+        apply_toy(cfg, task, size=args.toy_size, data_root=args.data_root, log=log, **toy_kwargs)
+    elif args.data_root:
+        old, new = set_data_root(cfg, args.data_root)
+        log(f'data root {old!r} -> {new!r}')
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    name = osp.splitext(osp.basename(args.config))[0]
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif args.toy:
+        cfg.work_dir = osp.join('work_dirs', 'toy', name)
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', name)
+
+
 def _join(root, path):
     if not path or osp.isabs(path) or not root:
         return path

@@ -49,22 +49,7 @@ def build_config(args, log=print):
     rs.check_checkpoint(args.checkpoint)
     task = rs.detect_task(cfg)
     rs.register_modules(task)
-    cfg.launcher = args.launcher
-    if args.toy:
-        rs.apply_toy(cfg, task, size=args.toy_size, data_root=args.data_root, training=False, log=log)
-    elif args.data_root:
-        old, new = rs.set_data_root(cfg, args.data_root)
-        log(f'data root {old!r} -> {new!r}')
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-
-    name = osp.splitext(osp.basename(args.config))[0]
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif args.toy:
-        cfg.work_dir = osp.join('work_dirs', 'toy', name)
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', name)
+    rs.apply_command_line(cfg, args, task, log=log, training=False)
     cfg.load_from = args.checkpoint
     # weights come from the checkpoint: never read the backbone's ImageNet file
     backbone = cfg.get('model', {}).get('backbone')

@@ -76,15 +76,6 @@ def parse_spec(spec, stage=None, checkpoint=None):
     return dict(source=source, stage=stage, checkpoint=checkpoint, label=label, is_arch=is_arch)
 
 
-def resolve_config_path(path):
-    """``mmdet::retinanet/x.py`` -> the file inside mmdet's installed ``.mim/configs``."""
-    if '::' in path:
-        package, rel = path.split('::', 1)
-        module = __import__(package)
-        return osp.join(osp.dirname(module.__file__), '.mim', 'configs', rel)
-    return path
-
-
 def _strip_weights(cfg_dict):
     cfg_dict = dict(cfg_dict)
     cfg_dict.pop('init_cfg', None)
@@ -96,6 +87,7 @@ def _build_config_backbone(path, stage):
     from mmengine.config import Config
     from mmengine.utils import import_modules_from_strings
 
+    from mmmobilemamba.utils.complexity import resolve_config_path
     cfg = Config.fromfile(resolve_config_path(path))
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg['custom_imports'])

@@ -12,6 +12,7 @@ The paper counts the classifier with BatchNorm folded into the convolutions (no 
 :func:`classifier_complexity` does the same (``fuse_bn=True``).
 """
 import math
+import os
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -121,9 +122,19 @@ def classifier_complexity(arch: str = 'S6', img_size: Optional[int] = None, fuse
     return result
 
 
+def resolve_config_path(path: str) -> str:
+    """``mmdet::retinanet/x.py`` -> that file inside the installed package's ``.mim/configs``
+    (the ``package::`` prefix of mmengine's ``_base_``); other paths are returned unchanged."""
+    if '::' in path:
+        package, rel = path.split('::', 1)
+        module = __import__(package)
+        return os.path.join(os.path.dirname(module.__file__), '.mim', 'configs', rel)
+    return path
+
+
 def _load_config(config, cfg_options=None):
     from mmengine.config import Config
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = Config.fromfile(resolve_config_path(config)) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
