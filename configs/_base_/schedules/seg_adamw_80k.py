@@ -18,3 +18,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', begin=max_iters // 2, end=max_iters,
          T_max=max_iters // 2, by_epoch=False, eta_min=0),
 ]
+
+# lr above is for 32 images per iteration; `tools/train.py --auto-scale-lr` rescales it linearly
+# to GPUs x batch_size of the run
+auto_scale_lr = dict(enable=False, base_batch_size=32)
