@@ -1,5 +1,6 @@
 """Helpers for the tests that run tools/*.py as a user does (subprocesses on tiny toy data)."""
 import glob
+import importlib.util
 import json
 import math
 import os
@@ -11,6 +12,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DET_CONFIG = 'configs/det/retinanet_mobilemamba_s6.py'
 SEG_CONFIG = 'configs/seg/pspnet_mobilemamba_s6_512x512_80k_ade20k.py'
 TOY_SIZE = '128'  # --toy-size: short side of the test images (px); MobileMamba needs >= 64
+
+
+def load_tool(name):
+    """tools/NAME.py as a module, loaded by path (``test`` would clash with Python's test package)."""
+    spec = importlib.util.spec_from_file_location(f'_mmm_tool_{name}', os.path.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_toy(out):

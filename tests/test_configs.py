@@ -20,7 +20,8 @@ from mmdet.testing import demo_mm_inputs
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _toolrun import ROOT, load_tool
+
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', '*', '*.py'))
                  if os.sep + '_base_' + os.sep not in p)
 DET_CONFIGS = [c for c in CONFIGS if c.startswith(os.path.join('configs', 'det'))]
@@ -152,10 +153,7 @@ def test_stock_mmdet_resnet_config_takes_mobilemamba(stock):
     ('configs/det/ssdlite_mobilemamba_b1.py', None, dict(shape=(320, 320), model_type='SingleStageDetector')),
 ])
 def test_get_flops_on_configs(path, shape, expect, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('get_flops', os.path.join(ROOT, 'tools', 'get_flops.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('get_flops')
     result = tool.main([os.path.join(ROOT, path)] + (['--shape', *map(str, shape)] if shape else []))
     out = capsys.readouterr().out
     assert 'FLOPs:' in out and 'params:' in out

@@ -1,25 +1,17 @@
 """tools/visualize_erf.py: effective receptive fields of MobileMamba stages and of other backbones."""
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _toolrun import load_tool
+
 SIZE = 192  # px: stage 2 (stride 64) is 3x3, so it has a true centre pixel
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('visualize_erf', os.path.join(ROOT, 'tools', 'visualize_erf.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-erf_tool = _load_tool()
+erf_tool = load_tool('visualize_erf')
 
 
 def _erf(model, pick=None, n=2, size=SIZE):

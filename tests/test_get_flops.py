@@ -1,6 +1,4 @@
 """tools/get_flops.py and mmmobilemamba.utils.complexity on the ImageNet classifiers."""
-import importlib.util
-import os
 
 import pytest
 import torch
@@ -8,14 +6,7 @@ from torch import nn
 
 from mmmobilemamba.utils.complexity import PAPER_IMAGENET, classifier_complexity, count_complexity
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('get_flops', os.path.join(ROOT, 'tools', 'get_flops.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+from _toolrun import load_tool
 
 
 @pytest.mark.parametrize('arch', ['T2', 'S6'])
@@ -30,13 +21,13 @@ def test_classifier_matches_paper_within_3_percent(arch):
 
 
 def test_cli_arch_table(capsys):
-    load_tool().main(['--arch', 's6'])
+    load_tool('get_flops').main(['--arch', 's6'])
     out = capsys.readouterr().out
     assert 'S6' in out and '652.000M' in out and '15.000M' in out
 
 
 def test_cli_rejects_ambiguous_requests():
-    tool = load_tool()
+    tool = load_tool('get_flops')
     for argv in ([], ['--arch', 'S6', '--all-archs'], ['x.py', '--arch', 'S6']):
         with pytest.raises(SystemExit):
             tool.parse_args(argv)

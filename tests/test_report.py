@@ -1,26 +1,19 @@
 """tools/report.py on fake work dirs: metrics parsed from mmengine logs, paper numbers alongside,
 benchmark FPS picked up, training curves written."""
-import importlib.util
 import json
 import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _toolrun import ROOT, load_tool
+
 DET = os.path.join(ROOT, 'configs', 'det', 'retinanet_mobilemamba_b1.py')
 SSD = os.path.join(ROOT, 'configs', 'det', 'ssdlite_mobilemamba_b1.py')
 SEG = os.path.join(ROOT, 'configs', 'seg', 'pspnet_mobilemamba_b4_512x512_80k_ade20k.py')
 PNG = b'\x89PNG\r\n\x1a\n'
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('report', os.path.join(ROOT, 'tools', 'report.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-report = _load_tool()
+report = load_tool('report')
 
 
 def _write_lines(path, records):

@@ -2,16 +2,14 @@
 iterations on toy data (finite losses, a checkpoint), then tools/test.py evaluates the checkpoint.
 Also: --data-root / --toy rewrite every path and size, and mistakes end with a message naming the
 missing path and the fix."""
-import importlib.util
 import json
 import math
-import os
 import pickle
 import sys
 
 import pytest
 
-from _toolrun import DET_CONFIG, ROOT, SEG_CONFIG, TOY_SIZE, assert_finite_losses, make_toy, run, \
+from _toolrun import DET_CONFIG, ROOT, SEG_CONFIG, TOY_SIZE, assert_finite_losses, load_tool, make_toy, run, \
     scalars, toy_train_args
 
 ITERS = 3
@@ -57,19 +55,11 @@ def test_train_then_test(toy, tmp_path, task, config, metric):
 
 
 # ------------------------------------------------------------------ in-process: config edits, errors
-def _load_tool(name):
-    """tools/NAME.py as a module (by path: 'test' would clash with Python's own test package)."""
-    spec = importlib.util.spec_from_file_location(f'_mmm_tool_{name}', os.path.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def tools():
     saved = list(sys.path)  # train.py / test.py put tools/ on sys.path to import runner_setup
     try:
-        yield {name: _load_tool(name) for name in ('runner_setup', 'train', 'test')}
+        yield {name: load_tool(name) for name in ('runner_setup', 'train', 'test')}
     finally:
         sys.path[:] = saved
 

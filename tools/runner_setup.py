@@ -7,7 +7,9 @@ Everything here edits an mmengine ``Config`` before the Runner is built:
 * ``set_data_root``      -- moves every dataset / evaluator path under a new data root;
 * ``apply_toy``          -- the ``--toy`` preset (toy data, short schedule, small images, CPU);
 * ``check_data``         -- fails early, naming the missing path and the fix;
-* ``setup_distributed``  -- gloo + CPU DDP when there is no GPU (mmengine assumes CUDA).
+* ``setup_distributed``  -- gloo + CPU DDP when there is no GPU (mmengine assumes CUDA);
+* ``apply_command_line`` -- the options train.py and test.py share;
+* ``build_runner``       -- the Runner, once the above and checkpoint loading are set up.
 """
 import difflib
 import glob
@@ -430,3 +432,13 @@ def load_full_checkpoints():
         if not osp.isfile(filename):
             raise FileNotFoundError(f'{filename} can not be found.')
         return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+# ----------------------------------------------------------------------------------- runner
+def build_runner(cfg, launcher):
+    """The config's Runner, after the process group (``--launcher``) and checkpoint loading are set up."""
+    setup_distributed(cfg, launcher)
+    load_full_checkpoints()
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -85,12 +85,7 @@ def _dump_metrics_on_rank0_only(runner):
 def main(argv=None):
     args = parse_args(argv)
     cfg, task = build_config(args)
-    rs.setup_distributed(cfg, args.launcher)
-    rs.load_full_checkpoints()
-
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = rs.build_runner(cfg, args.launcher)
     _dump_metrics_on_rank0_only(runner)
     if args.out:
         if task == 'det':

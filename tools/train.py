@@ -93,13 +93,7 @@ def build_config(args, log=print):
 def main(argv=None):
     args = parse_args(argv)
     cfg, _ = build_config(args)
-    rs.setup_distributed(cfg, args.launcher)
-    rs.load_full_checkpoints()
-
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    rs.build_runner(cfg, args.launcher).train()
 
 
 if __name__ == '__main__':
