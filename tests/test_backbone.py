@@ -9,7 +9,9 @@ import torch
 
 from mmmobilemamba.models.backbones import MobileMamba
 from mmmobilemamba.models.classifier import MobileMambaClassifier
+from mmmobilemamba.models.layers.block import Residual
 from mmmobilemamba.models.layers.mrffi import split_channels
+from mmmobilemamba.models.layers.wte_mamba import Scale
 
 ARCHS = sorted(MobileMamba.arch_settings)
 OFFICIAL = json.load(gzip.open(Path(__file__).parent / 'data' / 'official_state_dict_shapes.json.gz', 'rt'))
@@ -123,21 +125,35 @@ def test_bf16_autocast_training_step_is_finite(arch):
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
 
 
-def test_deploy_fusion_matches_unfused():
-    model = MobileMambaClassifier('S6', distillation=True)
-    with torch.no_grad():  # non-trivial BN statistics and affine parameters
+def _randomize_norms_and_scales(model):
+    """Non-trivial BN statistics, affine parameters and WTE-Mamba scales, so that folding shows."""
+    with torch.no_grad():
         for name, tensor in model.state_dict().items():
-            if 'bn' in name and tensor.dtype.is_floating_point:
+            if ('bn' in name or 'scale' in name) and tensor.dtype.is_floating_point:
                 tensor.copy_(torch.rand_like(tensor) + 0.5 if name.endswith(('running_var', 'weight'))
                              else torch.randn_like(tensor) * 0.2)
-    model.eval()
+    return model.eval()
+
+
+@pytest.mark.parametrize('build', [
+    lambda: MobileMambaClassifier('S6', distillation=True),
+    lambda: MobileMamba('T2', global_mixer='mambavision', local_kernel_sizes=((3, 5),) * 3),
+], ids=['S6-classifier', 'T2-mambavision-multikernel'])
+def test_deploy_fusion_matches_unfused(build):
+    model = _randomize_norms_and_scales(build())
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         reference = model(x)
         model.switch_to_deploy()
         fused = model(x)
+    if isinstance(reference, torch.Tensor):
+        reference, fused = [reference], [fused]
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    assert (fused - reference).abs().max() < 1e-4
+    # the scales went into the convs, and the depthwise residuals (dw0, dw1, refinement) into theirs
+    assert not any(isinstance(m, Scale) for m in model.modules())
+    assert not any(isinstance(m, Residual) and isinstance(m.m, torch.nn.Conv2d) for m in model.modules())
+    for r, f in zip(reference, fused):
+        assert (f - r).abs().max() < 1e-4 * max(1.0, r.abs().max().item())
 
 
 def test_registry_from_mmdet_and_mmseg_scopes():

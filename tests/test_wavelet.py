@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import pywt
 import torch
+import torch.nn.functional as F
 
 from mmmobilemamba.models.layers.wavelet import haar_filters, inverse_wavelet_transform, wavelet_transform
 
@@ -31,3 +32,13 @@ def test_filters_are_orthonormal():
     gram = dec.flatten(1) @ dec.flatten(1).T
     torch.testing.assert_close(gram, torch.eye(4, dtype=torch.float64))
     torch.testing.assert_close(rec, dec)  # Haar is symmetric: synthesis == analysis
+
+
+def test_inverse_equals_the_release_transposed_convolution():
+    """The release inverts with a grouped stride-2 conv_transpose2d of ``iwt_filter``; ours is a
+    per-channel mix + pixel_shuffle and must give the same map for any sub-bands and filters."""
+    channels = 5
+    filters = torch.randn(4 * channels, 1, 2, 2, dtype=torch.float64)  # not only Haar: any per-channel bank
+    bands = torch.randn(2, channels, 4, 3, 7, dtype=torch.float64)
+    expected = F.conv_transpose2d(bands.reshape(2, 4 * channels, 3, 7), filters, stride=2, groups=channels)
+    torch.testing.assert_close(inverse_wavelet_transform(bands, filters), expected)

@@ -77,6 +77,8 @@ def parse_args(argv=None):
     p.add_argument('--stub-mmcv-ops', action='store_true',
                    help='if mmcv has no compiled ops (mmcv-lite), register a stub mmcv._ext so that '
                         'mmdet/mmseg import; any call into a compiled op then raises')
+    p.add_argument('--no-cudnn-benchmark', dest='cudnn_benchmark', action='store_false',
+                   help="leave cuDNN's algorithm search off (the mmdet/mmseg default, env_cfg.cudnn_benchmark=False)")
     p.add_argument('--no-graph', dest='graph', action='store_false',
                    help='skip the CUDA-graph replay timings (eager timings only)')
     p.add_argument('--out', help='also write the tables (markdown) to this file')
@@ -591,6 +593,8 @@ def environment(args, device):
     lines.append(f'- command: `python tools/benchmark.py {" ".join(sys.argv[1:])}`')
     lines.append(f'- timing: median of {args.iters} runs after {args.warmup} warm-up runs'
                  + (' (CUDA events)' if device.type == 'cuda' else ' (perf_counter)'))
+    if device.type == 'cuda':
+        lines.append(f'- cuDNN algorithm search (cudnn.benchmark): {"on" if args.cudnn_benchmark else "off"}')
     text = '\n'.join(lines) + '\n'
     print(text, flush=True)
     return text
@@ -600,7 +604,7 @@ def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
     import mmmobilemamba  # noqa: F401  (registers the models)
     out = [environment(args, device)]
     sections = {'throughput': section_throughput, 'reference': section_reference,

@@ -174,9 +174,10 @@ def _scan_bwd_kernel(
     mask_rows = tl.reshape(mask_dn, [ROWS])
 
     g_next = tl.zeros([ROWS], dtype=tl.float32)                   # adjoint state of the token after the chunk
-    dA_acc = tl.zeros([BLOCK_D, NP], dtype=tl.float32)
-    dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
-    dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+    # per-token partial sums of dA, dD, d(delta_bias), reduced over tokens once after the loop
+    dA_acc = tl.zeros([BLOCK_D, NP, BLOCK_T], dtype=tl.float32)
+    dD_acc = tl.zeros([BLOCK_D, BLOCK_T], dtype=tl.float32)
+    dbias_acc = tl.zeros([BLOCK_D, BLOCK_T], dtype=tl.float32)
     for i in range(n_chunks):
         c = n_chunks - 1 - i
         offs_t = c * BLOCK_T + offs_t0
@@ -214,15 +215,15 @@ def _scan_bwd_kernel(
         du = gB * dt
         if HAS_D:
             du += Dv[:, None] * dy
-            dD_acc += tl.sum(dy * u, axis=1)
+            dD_acc += dy * u
         ddt = gB * u + tl.sum(gah * A3, axis=1)
         if SOFTPLUS:
             ddelta = ddt * tl.sigmoid(pre)
         else:
             ddelta = ddt
         ddelta = tl.where(mask, ddelta, 0.0)
-        dbias_acc += tl.sum(ddelta, axis=1)
-        dA_acc += tl.sum(gah * dt[:, None, :], axis=2)
+        dbias_acc += ddelta
+        dA_acc += gah * dt[:, None, :]
         tl.store(du_row[:, None] + offs_t[None, :], du.to(du_ptr.dtype.element_ty), mask=mask)
         tl.store(dd_row[:, None] + offs_t[None, :], ddelta.to(ddelta_ptr.dtype.element_ty), mask=mask)
         dBp = tl.sum(gs * dtu[:, None, :], axis=0)                 # (NP, BLOCK_T)
@@ -230,11 +231,11 @@ def _scan_bwd_kernel(
         tl.store(dB_row[:, None] + offs_t[None, :], dBp, mask=mask_nt)
         tl.store(dC_row[:, None] + offs_t[None, :], dCp, mask=mask_nt)
 
-    tl.store(dA_ptr + lin[:, None] * N + offs_n[None, :], dA_acc, mask=mask_dn)
+    tl.store(dA_ptr + lin[:, None] * N + offs_n[None, :], tl.sum(dA_acc, axis=2), mask=mask_dn)
     if HAS_D:
-        tl.store(dD_ptr + lin, dD_acc, mask=mask_d)
+        tl.store(dD_ptr + lin, tl.sum(dD_acc, axis=1), mask=mask_d)
     if HAS_BIAS:
-        tl.store(dbias_ptr + lin, dbias_acc, mask=mask_d)
+        tl.store(dbias_ptr + lin, tl.sum(dbias_acc, axis=1), mask=mask_d)
 
 
 # ---------------------------------------------------------------------------------- launch config
@@ -255,25 +256,35 @@ def _sm_count(device) -> int:
 # Launch parameters (tools/benchmark.py and the tuning notes in benchmarks/ use these names).
 # A program's tile is BLOCK_D channels x next_pow2(N) states x BLOCK_T tokens, sized to about
 # ``*_per_thread`` elements per thread: more spills registers (seen in the compiler's report).
-# Defaults: the best of a sweep on an H100 (benchmarks/gpu_results.md) over block_t 32/64/128,
-# warps 4/8 and 2/4 elements per thread at (batch, G*D, L) = (256, 640, 196), (256, 1088, 49), (8, 640, 4096).
-TUNING = {'block_t': 64, 'fwd_warps': 8, 'fwd_per_thread': 2, 'bwd_warps': 4, 'bwd_per_thread': 4,
-          'min_programs_per_sm': 4}
+# ``block_t`` is the chunk of an inference forward (``long_block_t`` from ``long_length`` tokens);
+# ``grad_block_t`` that of a forward that keeps checkpoints for the backward, and so of the backward.
+# Defaults: the best of sweeps on an H100 (benchmarks/gpu_results.md) over block_t 16/32/64/128,
+# warps 4/8, 2/4/8 elements per thread and 4/8 programs per SM at (batch, G*D, L) =
+# (256, 640, 196), (256, 1088, 49), (256, 1088, 16) (MobileMamba-S6 at 224²) and (8, 640, 4096)
+# (its first stage at 1024²), fp32 and bf16 inputs.
+TUNING = {'block_t': 32, 'long_block_t': 128, 'long_length': 1024, 'grad_block_t': 32,
+          'fwd_warps': 4, 'fwd_per_thread': 2, 'fwd_programs_per_sm': 4,
+          'bwd_warps': 4, 'bwd_per_thread': 4, 'bwd_programs_per_sm': 8}
 
 
-def _config(batch, groups, dg, length, n_states, device, warps, per_thread, block_t=None):
-    """(NP, BLOCK_D, BLOCK_T, num_warps) for a launch."""
+def _config(batch, groups, dg, length, n_states, device, warps, per_thread, block_t, programs_per_sm):
+    """(NP, BLOCK_D, BLOCK_T, num_warps) for a launch with chunks of at most ``block_t`` tokens."""
     np_ = _next_pow2(n_states)
-    if block_t is None:
-        block_t = max(16, min(TUNING['block_t'], _next_pow2(length)))
+    block_t = max(16, min(block_t, _next_pow2(length)))
     tile = per_thread * 32 * warps
     block_d = max(1, min(_next_pow2(dg), tile // (np_ * block_t)))
     if device.type == 'cuda':  # enough programs to fill the GPU
-        target = TUNING['min_programs_per_sm'] * _sm_count(device)
+        target = programs_per_sm * _sm_count(device)
         while block_d > 1 and batch * groups * triton.cdiv(dg, block_d) < target:
             block_d //= 2
     warps = max(1, min(warps, block_d * np_ * block_t // 64))  # at least 2 elements per thread
     return np_, block_d, block_t, warps
+
+
+def _forward_block_t(length: int, save_checkpoints: bool) -> int:
+    if save_checkpoints:
+        return TUNING['grad_block_t']
+    return TUNING['long_block_t' if length >= TUNING['long_length'] else 'block_t']
 
 
 def _strides3(x):
@@ -284,36 +295,43 @@ def _last_contiguous(x):
     return x if x.stride(-1) == 1 else x.contiguous()
 
 
+def _scan_forward(u, delta, A, B, C, D, delta_bias, delta_softplus, save_checkpoints):
+    """Launch the forward kernel; returns (y, checkpoints or None, block_t, contiguous inputs)."""
+    u, delta, B, C = (_last_contiguous(t) for t in (u, delta, B, C))
+    A = A.contiguous()
+    D = D.contiguous() if D is not None else None
+    delta_bias = delta_bias.contiguous() if delta_bias is not None else None
+    batch, channels, length = u.shape
+    groups, n_states = B.shape[1], B.shape[2]
+    dg = channels // groups
+    np_, block_d, block_t, warps = _config(batch, groups, dg, length, n_states, u.device,
+                                           TUNING['fwd_warps'], TUNING['fwd_per_thread'],
+                                           _forward_block_t(length, save_checkpoints),
+                                           TUNING['fwd_programs_per_sm'])
+    n_chunks = triton.cdiv(length, block_t)
+    y = torch.empty(batch, channels, length, device=u.device, dtype=torch.float32)
+    ckpt = (torch.empty(batch, channels, n_states, n_chunks, device=u.device, dtype=torch.float32)
+            if save_checkpoints else None)
+    grid = (batch, groups, triton.cdiv(dg, block_d))
+    _scan_fwd_kernel[grid](
+        u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u,
+        y, ckpt if save_checkpoints else y, dg, length, n_states, n_chunks,
+        *_strides3(u), *_strides3(delta), A.stride(0), B.stride(0), B.stride(1), B.stride(2),
+        C.stride(0), C.stride(1), C.stride(2),
+        HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
+        SAVE_CKPT=save_checkpoints, NP=np_, BLOCK_D=block_d, BLOCK_T=block_t, num_warps=warps)
+    return y, ckpt, block_t, (u, delta, A, B, C, D, delta_bias)
+
+
 class _SelectiveScanTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus):
-        u, delta, B, C = (_last_contiguous(t) for t in (u, delta, B, C))
-        A = A.contiguous()
-        D = D.contiguous() if D is not None else None
-        delta_bias = delta_bias.contiguous() if delta_bias is not None else None
-        batch, channels, length = u.shape
-        groups, n_states = B.shape[1], B.shape[2]
-        dg = channels // groups
-        np_, block_d, block_t, warps = _config(batch, groups, dg, length, n_states, u.device,
-                                               TUNING['fwd_warps'], TUNING['fwd_per_thread'])
-        n_chunks = triton.cdiv(length, block_t)
-        save = any(ctx.needs_input_grad[:7])
-        y = torch.empty(batch, channels, length, device=u.device, dtype=torch.float32)
-        ckpt = (torch.empty(batch, channels, n_states, n_chunks, device=u.device, dtype=torch.float32)
-                if save else y)
-        grid = (batch, groups, triton.cdiv(dg, block_d))
-        _scan_fwd_kernel[grid](
-            u, delta, A, B, C, D if D is not None else u, delta_bias if delta_bias is not None else u,
-            y, ckpt, dg, length, n_states, n_chunks,
-            *_strides3(u), *_strides3(delta), A.stride(0), B.stride(0), B.stride(1), B.stride(2),
-            C.stride(0), C.stride(1), C.stride(2),
-            HAS_D=D is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
-            SAVE_CKPT=save, NP=np_, BLOCK_D=block_d, BLOCK_T=block_t, num_warps=warps)
-        if save:
-            ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, ckpt)
-            ctx.delta_softplus = bool(delta_softplus)
-            ctx.block_t = block_t
+        y, ckpt, block_t, inputs = _scan_forward(u, delta, A, B, C, D, delta_bias, delta_softplus,
+                                                 save_checkpoints=True)
+        ctx.save_for_backward(*inputs, ckpt)
+        ctx.delta_softplus = bool(delta_softplus)
+        ctx.block_t = block_t
         return y
 
     @staticmethod
@@ -324,7 +342,8 @@ class _SelectiveScanTriton(torch.autograd.Function):
         groups, n_states = B.shape[1], B.shape[2]
         dg = channels // groups
         np_, block_d, block_t, warps = _config(batch, groups, dg, length, n_states, u.device, TUNING['bwd_warps'],
-                                               TUNING['bwd_per_thread'], ctx.block_t)  # the checkpoints' block_t
+                                               TUNING['bwd_per_thread'], ctx.block_t,  # the checkpoints' chunks
+                                               TUNING['bwd_programs_per_sm'])
         n_chunks = ckpt.shape[-1]
         n_blocks = triton.cdiv(dg, block_d)
         dev = u.device
@@ -358,4 +377,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
     if u.dim() != 3 or B.dim() != 4 or B.shape != C.shape or u.shape[1] % B.shape[1]:
         raise ValueError(f'selective_scan_triton expects u (batch, G*D, L) and B, C (batch, G, N, L); '
                          f'got u {tuple(u.shape)}, B {tuple(B.shape)}, C {tuple(C.shape)}')
-    return _SelectiveScanTriton.apply(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    inputs = (u, delta, A, B, C, D, delta_bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+        return _SelectiveScanTriton.apply(*inputs, delta_softplus)
+    # inference (no_grad / inference_mode, or nothing requires grad): no checkpoints, longer chunks
+    return _scan_forward(*inputs, delta_softplus, save_checkpoints=False)[0]

@@ -6,7 +6,7 @@ Container and child names follow the official release (``dw0``, ``ffn0``, ``mixe
 import torch
 from torch import nn
 
-from .conv_bn import ConvBN
+from .conv_bn import ConvBN, absorb_identity, can_absorb_identity, fuse_modules
 from .mrffi import MRFFI
 
 __all__ = ['drop_path', 'Residual', 'FFN', 'SqueezeExcite', 'PatchMerging', 'MobileMambaBlock',
@@ -31,6 +31,11 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.m(x)
+
+    def fuse(self) -> nn.Module:
+        """Fuse the wrapped module; a wrapped depthwise Conv-BN also absorbs the skip (one conv)."""
+        self.m = self.m.fuse() if hasattr(self.m, 'fuse') else fuse_modules(self.m)
+        return absorb_identity(self.m) if can_absorb_identity(self.m) else self
 
 
 class FFN(nn.Sequential):

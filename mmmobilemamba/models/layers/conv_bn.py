@@ -6,7 +6,8 @@ checkpoints load unchanged.
 import torch
 from torch import nn
 
-__all__ = ['ConvBN', 'BNLinear', 'fuse_conv_bn', 'fuse_bn_linear', 'fuse_modules']
+__all__ = ['ConvBN', 'BNLinear', 'fuse_conv_bn', 'fuse_bn_linear', 'fuse_modules', 'split_batchnorm', 'can_absorb_identity',
+           'absorb_identity', 'absorb_channel_scale']
 
 
 @torch.no_grad()
@@ -35,6 +36,51 @@ def fuse_bn_linear(bn: nn.BatchNorm1d, linear: nn.Linear) -> nn.Linear:
     bias = linear.weight @ shift
     fused.bias.copy_(bias + linear.bias if linear.bias is not None else bias)
     return fused
+
+
+@torch.no_grad()
+def split_batchnorm(bn: nn.BatchNorm2d, sizes) -> list:
+    """Consecutive channel slices of ``bn`` (eval statistics and affine) as separate BatchNorm2d."""
+    parts, start = [], 0
+    for size in sizes:
+        part = nn.BatchNorm2d(size, eps=bn.eps, device=bn.weight.device, dtype=bn.weight.dtype).eval()
+        for name in ('weight', 'bias', 'running_mean', 'running_var'):
+            getattr(part, name).copy_(getattr(bn, name)[start:start + size])
+        parts.append(part)
+        start += size
+    return parts
+
+
+def can_absorb_identity(module: nn.Module) -> bool:
+    """Whether ``module`` is a conv that :func:`absorb_identity` can fold ``x + conv(x)`` into:
+    depthwise, stride 1, no dilation, odd kernel with "same" padding."""
+    if type(module) is not nn.Conv2d:
+        return False
+    k_h, k_w = module.kernel_size
+    return (module.groups == module.in_channels == module.out_channels and module.stride == (1, 1)
+            and module.dilation == (1, 1) and k_h % 2 == 1 and k_w % 2 == 1
+            and module.padding == (k_h // 2, k_w // 2) and module.padding_mode == 'zeros')
+
+
+@torch.no_grad()
+def absorb_identity(conv: nn.Conv2d) -> nn.Conv2d:
+    """``x + conv(x)`` as one conv (RepVGG-style): add 1 to each filter's centre tap, in place."""
+    if not can_absorb_identity(conv):
+        raise ValueError(f'cannot fold an identity into {conv}: needs a stride-1 depthwise conv '
+                         f'with an odd kernel and same padding')
+    k_h, k_w = conv.kernel_size
+    conv.weight[:, 0, k_h // 2, k_w // 2] += 1.0
+    return conv
+
+
+@torch.no_grad()
+def absorb_channel_scale(conv: nn.Conv2d, scale: torch.Tensor) -> nn.Conv2d:
+    """``scale * conv(x)`` for a per-output-channel ``scale`` (any shape with C_out elements), in place."""
+    scale = scale.reshape(-1)
+    conv.weight.mul_(scale[:, None, None, None])
+    if conv.bias is not None:
+        conv.bias.mul_(scale)
+    return conv
 
 
 class ConvBN(nn.Sequential):

@@ -10,7 +10,7 @@ from typing import Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from .conv_bn import ConvBN, fuse_conv_bn
+from .conv_bn import ConvBN, fuse_conv_bn, split_batchnorm
 from .wte_mamba import WTEMamba
 
 __all__ = ['split_channels', 'MKDeConv', 'MRFFI']
@@ -72,9 +72,11 @@ class MKDeConv(nn.Module):
         return self.bn2(self.dwconv1x1(self.relu(self.bn1(self.spatial_conv(x)))))
 
     def fuse(self) -> nn.Module:
-        if not hasattr(self, 'dwconv3x3'):  # grouped kernels: fold only the 1x1 + BN pair
+        if not hasattr(self, 'dwconv3x3'):  # grouped kernels: each group's conv takes its slice of bn1
+            self.dwconvs = nn.ModuleList(fuse_conv_bn(conv, bn) for conv, bn in
+                                         zip(self.dwconvs, split_batchnorm(self.bn1, self.group_channels)))
             self.dwconv1x1 = fuse_conv_bn(self.dwconv1x1, self.bn2)
-            self.bn2 = nn.Identity()
+            self.bn1 = self.bn2 = nn.Identity()
             return self
         return nn.Sequential(fuse_conv_bn(self.dwconv3x3, self.bn1), self.relu,
                              fuse_conv_bn(self.dwconv1x1, self.bn2))

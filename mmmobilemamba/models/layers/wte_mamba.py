@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv_bn import absorb_channel_scale, fuse_modules
 from .ss2d import BiSS2D
 from .wavelet import haar_filters, inverse_wavelet_transform, wavelet_transform
 
@@ -65,3 +66,12 @@ class WTEMamba(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base_scale(self.global_atten(x)) + self.wavelet_branch(x)
+
+    def fuse(self) -> nn.Module:
+        """Fold BN into the convs, then both learnable scales into the convs they follow."""
+        fuse_modules(self)
+        absorb_channel_scale(self.wavelet_convs[0], self.wavelet_scale[0].weight)
+        self.wavelet_scale[0] = nn.Identity()
+        absorb_channel_scale(self.global_atten.out_proj, self.base_scale.weight)
+        self.base_scale = nn.Identity()
+        return self
