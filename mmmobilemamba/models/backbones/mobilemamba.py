@@ -172,7 +172,9 @@ class MobileMamba(BaseModule):
         return self
 
     def switch_to_deploy(self):
-        """Fold every BatchNorm into the preceding conv (or following linear) for inference."""
+        """Fold for inference, in place: every BatchNorm into the preceding conv (or following
+        linear), each depthwise residual ``x + dwconv(x)`` into its conv, and WTE-Mamba's scales
+        into the convs they follow. The result equals the unfused model up to float rounding."""
         fuse_modules(self)
         self.deploy = True
         return self
