@@ -195,3 +195,23 @@ def test_bad_inputs_are_named():
 def test_custom_arch_dict():
     model = MobileMamba(dict(embed_dims=(64, 96, 128), depths=(1, 1, 1))).eval()
     assert [o.shape[1] for o in model(torch.randn(1, 3, 64, 64))] == [64, 96, 128]
+
+
+@pytest.mark.parametrize('requested', ['auto', 'triton'])
+def test_torch_compile_traces_whole_backbone_without_graph_breaks(requested, monkeypatch):
+    """The backend choice (here also a kernel this machine may lack: warning + fallback) is a
+    constant under torch.compile: one graph, and the traced model (aot_eager, no C++ build
+    needed) computes what eager does."""
+    import torch._dynamo
+    monkeypatch.setenv('MMMOBILEMAMBA_SCAN_BACKEND', requested)
+    model = MobileMamba('T2').eval()
+    x = torch.randn(1, 3, 128, 128)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+    with torch.no_grad():
+        expected = model(x)
+        traced = torch.compile(model, backend='aot_eager', fullgraph=True)(x)
+    for e, t in zip(expected, traced):
+        torch.testing.assert_close(t, e, rtol=1e-5, atol=1e-5)

@@ -173,3 +173,69 @@ def test_mamba_ssm_backend_matches_reference(length):
         return selective_scan(*args, backend='mamba_ssm', **kwargs).float()
 
     _compare(_inputs(2, 2, 32, 1, length, seed=7), scan=mamba_ssm_scan)
+
+
+def _ss2d_scan_inputs(batch, channels, rank, n_states, height, width, seed=0):
+    """x (batch, Di, H, W) and the scan parameters of a two-direction SS2D, on the GPU."""
+    gen = torch.Generator(device='cpu').manual_seed(seed)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen) * scale).cuda()
+
+    x = rnd(batch, channels, height, width)
+    x_proj_weight = rnd(2, rank + 2 * n_states, channels, scale=channels ** -0.5)
+    dt_projs_weight = rnd(2, channels, rank, scale=rank ** -0.5)
+    dt_projs_bias = rnd(2, channels, scale=0.3)
+    A_logs = (torch.rand(2 * channels, n_states, generator=gen) * 2 - 1).cuda()
+    Ds = rnd(2 * channels)
+    return x, [x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds]
+
+
+@pytest.mark.parametrize('batch,channels,rank,n_states,height,width', [
+    (2, 64, 4, 1, 14, 14),      # S6 stage-1 like: L = 196, two chunks of 128 -> one of 256
+    (3, 37, 3, 3, 7, 9),        # odd channels, padded states (N = 3 -> 4), L = 63
+    (1, 16, 1, 1, 1, 1),        # one token
+    (2, 24, 2, 2, 33, 34),      # L = 1122: long-sequence chunks, last one partial
+])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_fused_bidirectional_scan_matches_float64_two_pass(batch, channels, rank, n_states, height, width,
+                                                           dtype, monkeypatch):
+    """Inference of the two-direction flattened scan runs in the fused kernel and agrees with the
+    generic path (flipped copies, float64 sequential reference on the CPU)."""
+    pytest.importorskip('mmmobilemamba.ops.triton_bidirectional_scan')
+    from mmmobilemamba.models.layers import selective_scan as ss
+    from mmmobilemamba.models.layers.ss2d import flattened_selective_scan
+    monkeypatch.delenv('MMMOBILEMAMBA_SCAN_BACKEND', raising=False)
+    if ss.available_backends(torch.device('cuda'))[0] != 'triton':
+        pytest.skip('the fused kernel runs where the backend resolves to triton (mamba-ssm is installed)')
+    calls = []
+    fused = ss._load_kernel('bidirectional_scan')
+    monkeypatch.setitem(ss._LOADED_KERNELS, 'bidirectional_scan', lambda *a: calls.append(1) or fused(*a))
+    x, params = _ss2d_scan_inputs(batch, channels, rank, n_states, height, width)
+    x = x.to(dtype)
+    with torch.no_grad():
+        got = flattened_selective_scan(x, *params)
+    assert calls, 'the fused kernel was not used'
+    assert got.dtype == torch.float32 and got.shape == (batch, channels, height, width)
+    with torch.no_grad():  # CPU float64 takes the generic path (stack, flip, reference scan)
+        expected = flattened_selective_scan(x.double().cpu(), *[p.double().cpu() for p in params])
+    error = (got.double().cpu() - expected).abs().max().item()
+    scale = expected.abs().max().item()
+    # bf16: the projections are rounded to bf16 on the GPU (autocast's einsum), not in float64
+    assert error <= (1e-4 if dtype == torch.float32 else 3e-2) * scale + 1e-5, (error, scale)
+    with torch.no_grad():  # deterministic: the same bits twice
+        assert torch.equal(flattened_selective_scan(x, *params), got)
+
+
+def test_fused_bidirectional_scan_is_skipped_when_gradients_are_wanted(monkeypatch):
+    pytest.importorskip('mmmobilemamba.ops.triton_bidirectional_scan')
+    from mmmobilemamba.models.layers.selective_scan import triton_inference_kernel
+    monkeypatch.setenv('MMMOBILEMAMBA_SCAN_BACKEND', 'triton')
+    x, params = _ss2d_scan_inputs(1, 8, 1, 1, 4, 4)
+    params[0].requires_grad_()
+    assert triton_inference_kernel('bidirectional_scan', x, *params) is None
+    with torch.no_grad():
+        assert triton_inference_kernel('bidirectional_scan', x, *params) is not None
+    monkeypatch.setenv('MMMOBILEMAMBA_SCAN_BACKEND', 'torch')
+    with torch.no_grad():
+        assert triton_inference_kernel('bidirectional_scan', x, *params) is None

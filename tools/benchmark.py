@@ -57,6 +57,8 @@ def parse_args(argv=None):
                    help='selective-scan backend for the models (auto, triton, torch, mamba_ssm)')
     p.add_argument('--compare-scan-archs', nargs='*', default=['S6'], type=str.upper,
                    help='also time these archs (fused) with every other available scan kernel')
+    p.add_argument('--references', nargs='+', default=list(REFERENCE_MODELS), choices=list(REFERENCE_MODELS),
+                   help='reference models of the "reference" section (timm / torchvision)')
     p.add_argument('--scaling-arch', default='S6', type=str.upper)
     p.add_argument('--scaling-sizes', nargs='+', type=int,
                    help='default 512 1024 2048 on CUDA, 256 512 on CPU')
@@ -79,6 +81,9 @@ def parse_args(argv=None):
                         'mmdet/mmseg import; any call into a compiled op then raises')
     p.add_argument('--no-cudnn-benchmark', dest='cudnn_benchmark', action='store_false',
                    help="leave cuDNN's algorithm search off (the mmdet/mmseg default, env_cfg.cudnn_benchmark=False)")
+    p.add_argument('--compile', action='store_true',
+                   help='time the classifiers (MobileMamba and reference) through torch.compile '
+                        '(inductor, default mode; each precision compiles once during warm-up)')
     p.add_argument('--no-graph', dest='graph', action='store_false',
                    help='skip the CUDA-graph replay timings (eager timings only)')
     p.add_argument('--out', help='also write the tables (markdown) to this file')
@@ -239,6 +244,19 @@ def scan_backend(name):
             os.environ['MMMOBILEMAMBA_SCAN_BACKEND'] = old
 
 
+@contextlib.contextmanager
+def without_inference_kernels():
+    """SS2D without its fused Triton inference kernels (bidirectional scan, norm and gate): the
+    generic path with flipped copies and separate ops, for side-by-side rows."""
+    from mmmobilemamba.models.layers import ss2d
+    saved = ss2d.triton_inference_kernel
+    ss2d.triton_inference_kernel = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        ss2d.triton_inference_kernel = saved
+
+
 def resolved_backend(device, name='auto'):
     from mmmobilemamba.models.layers.selective_scan import available_backends
     usable = available_backends(device)
@@ -249,6 +267,9 @@ def throughput_rows(model, name, kind, args, device, fused_label, backend_label)
     rows = []
     x = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
     nan = float('nan')
+    if args.compile:  # a fresh cache: every model and precision gets its own graphs
+        torch._dynamo.reset()
+        model, kind = torch.compile(model), f'{kind}, compiled'
     for precision in args.precisions:
         row = [name, kind, f'{args.img_size}²', args.batch, precision, fused_label, backend_label]
         try:
@@ -280,13 +301,17 @@ def section_throughput(args, device):
             model.switch_to_deploy()
             rows += throughput_rows(model, f'MobileMamba-{arch}', 'classifier', args, device, 'yes', backend)
             del model
-    # the same networks with every other scan kernel available here, side by side
-    others = [b for b in available_backends(device) if b not in (backend, 'reference')]
-    for other in others:
-        with scan_backend(other):
+    # the same networks with every other scan kernel available here, side by side; 'triton' runs
+    # SS2D's fused inference kernels, 'triton, unfused SS2D' the generic path with the same scan
+    others = [(b, contextlib.nullcontext) for b in available_backends(device) if b not in (backend, 'reference')]
+    if 'triton' in available_backends(device):
+        others.append(('triton', without_inference_kernels))
+    for other, variant in others:
+        with scan_backend(other), variant():
+            label = other if variant is contextlib.nullcontext else f'{other}, unfused SS2D'
             for arch in args.compare_scan_archs:
                 model = MobileMambaClassifier(arch).to(device).eval().switch_to_deploy()
-                rows += throughput_rows(model, f'MobileMamba-{arch}', 'classifier', args, device, 'yes', other)
+                rows += throughput_rows(model, f'MobileMamba-{arch}', 'classifier', args, device, 'yes', label)
                 del model
     return table(f'Classifier throughput ({args.img_size}², batch {args.batch}, ImageNet head)',
                  THROUGHPUT_HEADER, rows)
@@ -303,23 +328,25 @@ def _fuse_reference(name, model):
     return fuse(model)
 
 
+REFERENCE_MODELS = {  # --references name: (row label, package, builder)
+    'efficientvit_m5': ('EfficientViT-M5 (timm)', 'timm', lambda m: m.create_model('efficientvit_m5', pretrained=False)),
+    'mobilenet_v2': ('MobileNetV2 (torchvision)', 'torchvision', lambda m: m.models.mobilenet_v2()),
+    'resnet18': ('ResNet-18 (torchvision)', 'torchvision', lambda m: m.models.resnet18()),
+}
+
+
 def section_reference(args, device):
+    import importlib
     rows = []
-    builders = []
-    try:
-        import timm
-        builders.append(('EfficientViT-M5 (timm)', lambda: timm.create_model('efficientvit_m5', pretrained=False)))
-    except Exception as e:
-        print(f'timm not importable ({type(e).__name__}); skipping EfficientViT-M5', flush=True)
-    try:
-        import torchvision
-        builders.append(('MobileNetV2 (torchvision)', lambda: torchvision.models.mobilenet_v2()))
-        builders.append(('ResNet-18 (torchvision)', lambda: torchvision.models.resnet18()))
-    except Exception as e:
-        print(f'torchvision not importable ({type(e).__name__}); skipping its models', flush=True)
-    for name, build in builders:
+    for key in args.references:
+        name, package, build = REFERENCE_MODELS[key]
+        try:
+            module = importlib.import_module(package)
+        except Exception as e:
+            print(f'{package} not importable ({type(e).__name__}); skipping {name}', flush=True)
+            continue
         for fused in (False, True):
-            model = build().eval()
+            model = build(module).eval()
             if fused:  # on the CPU: timm's fuse() makes its new layers there
                 model = _fuse_reference(name, model)
             model = model.to(device)
@@ -593,6 +620,8 @@ def environment(args, device):
     lines.append(f'- command: `python tools/benchmark.py {" ".join(sys.argv[1:])}`')
     lines.append(f'- timing: median of {args.iters} runs after {args.warmup} warm-up runs'
                  + (' (CUDA events)' if device.type == 'cuda' else ' (perf_counter)'))
+    if args.compile:
+        lines.append('- classifiers run through torch.compile (inductor, default mode)')
     if device.type == 'cuda':
         lines.append(f'- cuDNN algorithm search (cudnn.benchmark): {"on" if args.cudnn_benchmark else "off"}')
     text = '\n'.join(lines) + '\n'

@@ -246,6 +246,7 @@ def _next_pow2(x: int) -> int:
 _SM_COUNT = {}
 
 
+@torch.compiler.assume_constant_result
 def _sm_count(device) -> int:
     idx = device.index if device.index is not None else torch.cuda.current_device()
     if idx not in _SM_COUNT:

@@ -24,6 +24,11 @@ Implementations, picked by :func:`selective_scan` at run time:
 ``backend='auto'`` (default) takes the first that works for the input, in that order. The
 environment variable ``MMMOBILEMAMBA_SCAN_BACKEND`` overrides it; a requested kernel that cannot be
 imported gives one warning and the next backend.
+
+Where the backend resolves to ``'triton'``, SS2D has two more Triton kernels for inference, found
+with :func:`triton_inference_kernel`: ``'bidirectional_scan'`` (both scan directions in one launch,
+no flipped copies; :mod:`mmmobilemamba.ops.triton_bidirectional_scan`) and ``'layer_norm_gate'``
+(the output LayerNorm times the SiLU gate; :mod:`mmmobilemamba.ops.triton_layer_norm_gate`).
 """
 import functools
 import os
@@ -133,6 +138,9 @@ def selective_scan_reference(u, delta, A, B, C, D=None, delta_bias=None, delta_s
     return y
 
 
+_LOADED_KERNELS = {}  # backend name -> function, for the kernels :func:`_load_kernel` could import
+
+
 @functools.lru_cache(maxsize=None)
 def _load_kernel(backend: str):
     """Import an optional kernel; return its function or None (never raises)."""
@@ -142,13 +150,22 @@ def _load_kernel(backend: str):
 
             def run(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
                 return selective_scan_fn(u, delta, A, B, C, D, None, delta_bias, delta_softplus).float()
-            return run
-        if backend == 'triton':
+            fn = run
+        elif backend == 'triton':
             from mmmobilemamba.ops.triton_selective_scan import selective_scan_triton
-            return selective_scan_triton
+            fn = selective_scan_triton
+        elif backend == 'bidirectional_scan':
+            from mmmobilemamba.ops.triton_bidirectional_scan import bidirectional_scan_triton
+            fn = bidirectional_scan_triton
+        elif backend == 'layer_norm_gate':
+            from mmmobilemamba.ops.triton_layer_norm_gate import layer_norm_gate_triton
+            fn = layer_norm_gate_triton
+        else:
+            return None
     except Exception:  # ImportError, or a broken build that fails at import time
         return None
-    return None
+    _LOADED_KERNELS[backend] = fn
+    return fn
 
 
 def available_backends(device: torch.device) -> list:
@@ -164,17 +181,20 @@ def _warn_once(message: str):
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def _resolve(backend: str, device: torch.device) -> str:
+@torch.compiler.assume_constant_result
+def _resolve(backend: str, device_type: str) -> str:
+    """The backend to run for ``device_type`` tensors. Under ``torch.compile`` it is evaluated once,
+    at trace time (the imports it tries would otherwise break the graph)."""
     requested = os.environ.get('MMMOBILEMAMBA_SCAN_BACKEND', backend) or 'auto'
     if requested not in BACKENDS + ('auto',):
         raise ValueError(f'unknown selective-scan backend {requested!r}; choose one of '
                          f'{("auto",) + BACKENDS} (argument or MMMOBILEMAMBA_SCAN_BACKEND)')
-    usable = available_backends(device)
+    usable = available_backends(torch.device(device_type))
     if requested == 'auto':
         return usable[0]
     if requested in usable:
         return requested
-    _warn_once(f'selective-scan backend {requested!r} is not available for {device.type} tensors '
+    _warn_once(f'selective-scan backend {requested!r} is not available for {device_type} tensors '
                f'(needs CUDA and the kernel installed); falling back to {usable[0]!r}.')
     return usable[0]
 
@@ -190,6 +210,22 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     if u.dim() != 3 or B.dim() != 4 or u.shape[1] % B.shape[1]:
         raise ValueError(f'selective_scan expects u (batch, G*D, L) and B (batch, G, N, L) with '
                          f'G dividing G*D; got u {tuple(u.shape)}, B {tuple(B.shape)}')
-    name = _resolve(backend, u.device)
-    fn = _IMPLEMENTATIONS.get(name) or _load_kernel(name)
+    name = _resolve(backend, u.device.type)
+    fn = _IMPLEMENTATIONS.get(name) or _LOADED_KERNELS[name]
     return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
+
+
+@torch.compiler.assume_constant_result
+def _inference_kernel_enabled(name: str, backend: str, device_type: str) -> bool:
+    return _resolve(backend, device_type) == 'triton' and _load_kernel(name) is not None
+
+
+def triton_inference_kernel(name: str, *tensors: torch.Tensor, backend: str = 'auto'):
+    """The Triton inference kernel ``name`` (``'bidirectional_scan'`` or ``'layer_norm_gate'``) for
+    these tensors, or None where it does not apply: the backend resolves to something other than
+    ``'triton'`` (CPU tensors, mamba-ssm installed and ``'auto'``, ...) or gradients are wanted."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    if not _inference_kernel_enabled(name, backend, tensors[0].device.type):
+        return None
+    return _LOADED_KERNELS[name]
