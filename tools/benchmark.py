@@ -84,6 +84,8 @@ def parse_args(argv=None):
     p.add_argument('--compile', action='store_true',
                    help='time the classifiers (MobileMamba and reference) through torch.compile '
                         '(inductor, default mode; each precision compiles once during warm-up)')
+    p.add_argument('--channels-last', action='store_true',
+                   help='run the classifiers (MobileMamba and reference) and their inputs in channels-last memory format')
     p.add_argument('--no-graph', dest='graph', action='store_false',
                    help='skip the CUDA-graph replay timings (eager timings only)')
     p.add_argument('--out', help='also write the tables (markdown) to this file')
@@ -267,6 +269,9 @@ def throughput_rows(model, name, kind, args, device, fused_label, backend_label)
     rows = []
     x = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
     nan = float('nan')
+    if args.channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+        kind = f'{kind}, channels-last'
     if args.compile:  # a fresh cache: every model and precision gets its own graphs
         torch._dynamo.reset()
         model, kind = torch.compile(model), f'{kind}, compiled'
@@ -622,6 +627,8 @@ def environment(args, device):
                  + (' (CUDA events)' if device.type == 'cuda' else ' (perf_counter)'))
     if args.compile:
         lines.append('- classifiers run through torch.compile (inductor, default mode)')
+    if args.channels_last:
+        lines.append('- classifiers and inputs in channels-last memory format')
     if device.type == 'cuda':
         lines.append(f'- cuDNN algorithm search (cudnn.benchmark): {"on" if args.cudnn_benchmark else "off"}')
     text = '\n'.join(lines) + '\n'
