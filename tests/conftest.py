@@ -5,3 +5,19 @@ import torch
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def inference_kernel_calls(monkeypatch):
+    """``calls = inference_kernel_calls(name)``: a list that grows by one per call of SS2D's Triton
+    inference kernel ``name``; skips where the scan backend does not resolve to triton."""
+    from mmmobilemamba.models.layers import selective_scan as ss
+
+    def spy(name):
+        monkeypatch.delenv('MMMOBILEMAMBA_SCAN_BACKEND', raising=False)
+        if ss.available_backends(torch.device('cuda'))[0] != 'triton':
+            pytest.skip('the fused kernels run where the backend resolves to triton (mamba-ssm is installed)')
+        kernel, calls = ss._load_kernel(name), []
+        monkeypatch.setitem(ss._LOADED_KERNELS, name, lambda *a: calls.append(1) or kernel(*a))
+        return calls
+    return spy

@@ -69,23 +69,12 @@ def test_torch_compile_keeps_the_triton_scan_in_one_graph():
         torch.testing.assert_close(c, e, rtol=2e-3, atol=2e-3)
 
 
-def _spy_kernel(monkeypatch, name):
-    """Count the calls of the Triton inference kernel ``name``; skip where it cannot run."""
-    from mmmobilemamba.models.layers import selective_scan as ss
-    monkeypatch.delenv('MMMOBILEMAMBA_SCAN_BACKEND', raising=False)
-    if ss.available_backends(torch.device('cuda'))[0] != 'triton':
-        pytest.skip('the fused kernels run where the backend resolves to triton (mamba-ssm is installed)')
-    kernel, calls = ss._load_kernel(name), []
-    monkeypatch.setitem(ss._LOADED_KERNELS, name, lambda *a: calls.append(1) or kernel(*a))
-    return calls
-
-
 @pytest.mark.parametrize('channels,height,width', [(37, 4, 4), (544, 7, 7), (320, 14, 14), (64, 33, 31)])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
-def test_fused_layer_norm_gate_matches_generic(channels, height, width, dtype, monkeypatch):
+def test_fused_layer_norm_gate_matches_generic(channels, height, width, dtype, inference_kernel_calls):
     import torch.nn.functional as F
     from mmmobilemamba.models.layers.ss2d import BiSS2D, LayerNorm2d
-    calls = _spy_kernel(monkeypatch, 'layer_norm_gate')
+    calls = inference_kernel_calls('layer_norm_gate')
     module = BiSS2D(16).cuda().eval()
     module.out_norm = norm = LayerNorm2d(channels).cuda()
     with torch.no_grad():
@@ -104,10 +93,10 @@ def test_fused_layer_norm_gate_matches_generic(channels, height, width, dtype, m
 
 @pytest.mark.parametrize('arch', ['S6', 'B4'])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
-def test_inference_kernels_match_generic_ss2d(arch, dtype, monkeypatch):
+def test_inference_kernels_match_generic_ss2d(arch, dtype, inference_kernel_calls, monkeypatch):
     """The whole backbone with SS2D's fused inference kernels agrees with the generic path."""
     from mmmobilemamba.models.layers import ss2d
-    calls = _spy_kernel(monkeypatch, 'bidirectional_scan')
+    calls = inference_kernel_calls('bidirectional_scan')
     model = MobileMamba(arch).cuda().eval()
     x = torch.randn(2, 3, 224, 288, device='cuda')
     with torch.no_grad(), torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):

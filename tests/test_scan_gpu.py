@@ -199,18 +199,12 @@ def _ss2d_scan_inputs(batch, channels, rank, n_states, height, width, seed=0):
 ])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 def test_fused_bidirectional_scan_matches_float64_two_pass(batch, channels, rank, n_states, height, width,
-                                                           dtype, monkeypatch):
+                                                           dtype, inference_kernel_calls):
     """Inference of the two-direction flattened scan runs in the fused kernel and agrees with the
     generic path (flipped copies, float64 sequential reference on the CPU)."""
     pytest.importorskip('mmmobilemamba.ops.triton_bidirectional_scan')
-    from mmmobilemamba.models.layers import selective_scan as ss
     from mmmobilemamba.models.layers.ss2d import flattened_selective_scan
-    monkeypatch.delenv('MMMOBILEMAMBA_SCAN_BACKEND', raising=False)
-    if ss.available_backends(torch.device('cuda'))[0] != 'triton':
-        pytest.skip('the fused kernel runs where the backend resolves to triton (mamba-ssm is installed)')
-    calls = []
-    fused = ss._load_kernel('bidirectional_scan')
-    monkeypatch.setitem(ss._LOADED_KERNELS, 'bidirectional_scan', lambda *a: calls.append(1) or fused(*a))
+    calls = inference_kernel_calls('bidirectional_scan')
     x, params = _ss2d_scan_inputs(batch, channels, rank, n_states, height, width)
     x = x.to(dtype)
     with torch.no_grad():

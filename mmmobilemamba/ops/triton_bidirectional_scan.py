@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_selective_scan import TUNING, _config, _forward_block_t, _pair_combine, _softplus
+from .triton_selective_scan import TUNING, _config, _forward_block_t, _scan_chunk, _softplus
 
 __all__ = ['bidirectional_scan_triton']
 
@@ -78,16 +78,11 @@ def _bidirectional_scan_kernel(
             mask_nt = mask_n[:, None] & mask_t[None, :]
             Bt = tl.load(B_row[:, None] + pos[None, :], mask=mask_nt, other=0.0).to(tl.float32)
             Ct = tl.load(C_row[:, None] + pos[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-            a = tl.exp2(dt[:, None, :] * A2)                       # (BLOCK_D, NP, BLOCK_T)
-            b = (dt * u)[:, None, :] * Bt[None, :, :]
-            pa, hb = tl.associative_scan((tl.reshape(a, [ROWS, BLOCK_T]), tl.reshape(b, [ROWS, BLOCK_T])),
-                                         1, _pair_combine)
-            hs = hb + pa * h[:, None]                              # (ROWS, BLOCK_T)
-            y = tl.sum(tl.reshape(hs, [BLOCK_D, NP, BLOCK_T]) * Ct[None, :, :], axis=1) + Dv[:, None] * u
+            y, h = _scan_chunk(dt, u, A2, Bt, Ct, h, NP, BLOCK_D, BLOCK_T)
+            y += Dv[:, None] * u
             if k == 1:                                              # add onto direction 0's output
                 y += tl.load(y_row[:, None] + pos[None, :], mask=mask, other=0.0)
             tl.store(y_row[:, None] + pos[None, :], y, mask=mask)
-            h = tl.sum(tl.where((offs_t0 == BLOCK_T - 1)[None, :], hs, 0.0), axis=1)
         if k == 0:  # direction 0's stores (by other threads of this program) are seen by direction 1
             tl.debug_barrier()
 

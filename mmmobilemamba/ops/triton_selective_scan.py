@@ -65,6 +65,23 @@ def _load_dt(delta_ptr, offs, mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.c
 
 
 @triton.jit
+def _scan_chunk(dt, u, A2, Bt, Ct, h, NP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr):
+    """One chunk of the recurrence from the entry state ``h`` (BLOCK_D*NP,). dt, u (BLOCK_D, BLOCK_T);
+    A2 = A*log2(e) (BLOCK_D, NP, 1); Bt, Ct (NP, BLOCK_T). Returns (sum_n C*h per token
+    (BLOCK_D, BLOCK_T), the state after the chunk)."""
+    ROWS: tl.constexpr = BLOCK_D * NP
+    a = tl.exp2(dt[:, None, :] * A2)                               # (BLOCK_D, NP, BLOCK_T)
+    b = (dt * u)[:, None, :] * Bt[None, :, :]
+    pa, hb = tl.associative_scan((tl.reshape(a, [ROWS, BLOCK_T]), tl.reshape(b, [ROWS, BLOCK_T])),
+                                 1, _pair_combine)
+    hs = hb + pa * h[:, None]                                      # (ROWS, BLOCK_T)
+    y = tl.sum(tl.reshape(hs, [BLOCK_D, NP, BLOCK_T]) * Ct[None, :, :], axis=1)
+    # padded tokens have a = 1, b = 0: the last column is the state after token min(L, end) - 1
+    h_next = tl.sum(tl.where((tl.arange(0, BLOCK_T) == BLOCK_T - 1)[None, :], hs, 0.0), axis=1)
+    return y, h_next
+
+
+@triton.jit
 def _scan_fwd_kernel(
         u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, ckpt_ptr,
         DG, L, N, n_chunks,
@@ -112,17 +129,10 @@ def _scan_fwd_kernel(
         mask_nt = mask_n[:, None] & mask_t[None, :]
         Bt = tl.load(B_row[:, None] + offs_t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
         Ct = tl.load(C_row[:, None] + offs_t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-        a = tl.exp2(dt[:, None, :] * A2)                           # (BLOCK_D, NP, BLOCK_T)
-        b = (dt * u)[:, None, :] * Bt[None, :, :]
-        pa, hb = tl.associative_scan((tl.reshape(a, [ROWS, BLOCK_T]), tl.reshape(b, [ROWS, BLOCK_T])),
-                                     1, _pair_combine)
-        hs = hb + pa * h[:, None]                                  # (ROWS, BLOCK_T)
-        y = tl.sum(tl.reshape(hs, [BLOCK_D, NP, BLOCK_T]) * Ct[None, :, :], axis=1)
+        y, h = _scan_chunk(dt, u, A2, Bt, Ct, h, NP, BLOCK_D, BLOCK_T)
         if HAS_D:
             y += Dv[:, None] * u
         tl.store(y_row[:, None] + offs_t[None, :], y, mask=mask)
-        # padded tokens have a = 1, b = 0: the last column is the state after token min(L, end) - 1
-        h = tl.sum(tl.where((offs_t0 == BLOCK_T - 1)[None, :], hs, 0.0), axis=1)
         if SAVE_CKPT:
             tl.store(ck_row + c, h, mask=mask_rows)
 

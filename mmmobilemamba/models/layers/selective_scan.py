@@ -138,7 +138,8 @@ def selective_scan_reference(u, delta, A, B, C, D=None, delta_bias=None, delta_s
     return y
 
 
-_LOADED_KERNELS = {}  # backend name -> function, for the kernels :func:`_load_kernel` could import
+_LOADED_KERNELS = {}  # name -> function, filled by :func:`_load_kernel`; read directly on the hot path
+# (torch.compile traces a dict lookup, not an lru_cache call)
 
 
 @functools.lru_cache(maxsize=None)
