@@ -11,6 +11,7 @@ Everything here edits an mmengine ``Config`` before the Runner is built:
 * ``apply_command_line`` -- the options train.py and test.py share;
 * ``build_runner``       -- the Runner, once the above and checkpoint loading are set up.
 """
+import atexit
 import difflib
 import glob
 import os
@@ -382,6 +383,15 @@ def _convert_syncbn(node):
     _walk(node, fix)
 
 
+def _close_process_group():
+    """Shut the gloo process group down before the interpreter exits. Left to C++ teardown, its
+    threads can abort a finished run ("terminate called without an active exception", SIGABRT),
+    which torchrun then reports as a failed rank."""
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def setup_distributed(cfg, launcher, log=print):
     """Make ``--launcher pytorch`` work without a GPU: gloo, CPU DDP, BatchNorm for SyncBN.
 
@@ -404,6 +414,7 @@ def setup_distributed(cfg, launcher, log=print):
             import datetime
             kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
         dist.init_process_group(backend='gloo', **kwargs)
+        atexit.register(_close_process_group)
     _convert_syncbn(cfg.get('model', {}))
     cfg.model_wrapper_cfg = dict(
         type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
