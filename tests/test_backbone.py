@@ -135,25 +135,48 @@ def _randomize_norms_and_scales(model):
     return model.eval()
 
 
+@pytest.mark.parametrize('inference_convs', [True, False], ids=['inference-convs', 'plain-convs'])
 @pytest.mark.parametrize('build', [
     lambda: MobileMambaClassifier('S6', distillation=True),
     lambda: MobileMamba('T2', global_mixer='mambavision', local_kernel_sizes=((3, 5),) * 3),
 ], ids=['S6-classifier', 'T2-mambavision-multikernel'])
-def test_deploy_fusion_matches_unfused(build):
+def test_deploy_fusion_matches_unfused(build, inference_convs):
+    from mmmobilemamba.models.layers.inference_convs import DenseConv, DepthwiseConv, PointwiseConv
     model = _randomize_norms_and_scales(build())
-    x = torch.randn(2, 3, 224, 224)
+    x = torch.randn(2, 3, 208, 300)
     with torch.no_grad():
         reference = model(x)
-        model.switch_to_deploy()
+        model.switch_to_deploy(inference_convs=inference_convs)
         fused = model(x)
     if isinstance(reference, torch.Tensor):
         reference, fused = [reference], [fused]
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     # the scales went into the convs, and the depthwise residuals (dw0, dw1, refinement) into theirs
     assert not any(isinstance(m, Scale) for m in model.modules())
-    assert not any(isinstance(m, Residual) and isinstance(m.m, torch.nn.Conv2d) for m in model.modules())
+    assert not any(isinstance(m, Residual) and isinstance(m.m, (torch.nn.Conv2d, DepthwiseConv))
+                   for m in model.modules())
+    inference_layers = [m for m in model.modules() if isinstance(m, (PointwiseConv, DepthwiseConv, DenseConv))]
+    plain_convs = [m for m in model.modules() if type(m) is torch.nn.Conv2d]
+    assert (inference_layers and not plain_convs) if inference_convs else (plain_convs and not inference_layers)
     for r, f in zip(reference, fused):
-        assert (f - r).abs().max() < 1e-4 * max(1.0, r.abs().max().item())
+        assert f.is_contiguous() and (f - r).abs().max() < 1e-4 * max(1.0, r.abs().max().item())
+
+
+def test_inference_convs_take_over_the_following_relu_and_depthwise_1x1():
+    """switch_to_deploy() moves each ReLU after a converted conv, and MK-DeConv's depthwise 1x1
+    conv, into the conv before them (one kernel on CUDA)."""
+    from mmmobilemamba.models.layers.inference_convs import DenseConv, DepthwiseConv, PointwiseConv
+    model = MobileMamba('S6').eval().switch_to_deploy()
+    stem = [m for m in model.patch_embed if not isinstance(m, torch.nn.Identity)]
+    assert [type(m) for m in stem] == [DenseConv] * 4 and [m.relu for m in stem] == [True, True, True, False]
+    block = model.blocks1[0]
+    ffn = block.ffn0.m
+    assert isinstance(ffn.pw1, PointwiseConv) and ffn.pw1.relu and isinstance(ffn.act, torch.nn.Identity)
+    assert isinstance(ffn.pw2, PointwiseConv) and not ffn.pw2.relu
+    local = [m for m in block.mixer.m.attn.local_op if not isinstance(m, torch.nn.Identity)]
+    assert len(local) == 1 and isinstance(local[0], DepthwiseConv)
+    assert local[0].kernel_size == 7 and local[0].activation == 'relu' and local[0].post_weight is not None
+    assert isinstance(block.dw0, DepthwiseConv)  # x + dwconv(x), folded into one depthwise conv
 
 
 def test_registry_from_mmdet_and_mmseg_scopes():

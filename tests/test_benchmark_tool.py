@@ -19,7 +19,8 @@ def test_throughput_and_scan_tables(tmp_path):
     text = out.read_text()
     assert '- device:' in text and 'failed' not in text
     throughput = _rows(text, 'Classifier throughput')
-    assert [(r[0], r[5]) for r in throughput] == [('MobileMamba-T2', 'no'), ('MobileMamba-T2', 'yes')]
+    assert [(r[0], r[5]) for r in throughput] == [('MobileMamba-T2', 'no'), ('MobileMamba-T2', 'yes'),
+                                                  ('MobileMamba-T2', 'yes, cuDNN convs')]
     for row in throughput:
         images_per_s = float(row[8].replace(',', ''))
         assert images_per_s > 0 and math.isfinite(images_per_s)

@@ -37,13 +37,124 @@ def test_amp_training_step_is_finite(arch, dtype):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def _randomize_batchnorm(model):
+    """Non-trivial BN statistics and affines, so that folding them is really tested."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
 def test_deploy_fusion_on_cuda():
-    model = MobileMambaClassifier('S6').cuda().eval()
+    model = _randomize_batchnorm(MobileMambaClassifier('S6')).cuda().eval()
     x = torch.randn(8, 3, 224, 224, device='cuda')
     with torch.no_grad():
         reference = model(x)
         fused = model.switch_to_deploy()(x)
-    assert (fused - reference).abs().max() < 1e-3
+    assert (fused - reference).abs().max() < 1e-3 * reference.abs().max()
+
+
+@pytest.mark.parametrize('arch', ['S6', 'B4'])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_deployed_backbone_matches_unfused(arch, dtype, monkeypatch):
+    """Deploy mode (channels-last, GEMM 1x1 convs, Triton depthwise and stem convs) against the
+    trained form, on an input whose stage sizes are odd; the Triton kernels really run; the TF32
+    flag of matrix products is left as it was."""
+    from mmmobilemamba.models.layers import selective_scan as ss
+    model = _randomize_batchnorm(MobileMamba(arch)).cuda().eval()
+    x = torch.randn(2, 3, 208, 300, device='cuda')
+    amp = torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32)
+    with torch.no_grad(), amp:
+        reference = model(x)
+    model.switch_to_deploy()
+    kernel, calls = ss._LOADED_KERNELS['depthwise_conv'], []
+    monkeypatch.setitem(ss._LOADED_KERNELS, 'depthwise_conv', lambda *a: calls.append(a[1] is None) or kernel(*a))
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    with torch.no_grad(), amp:
+        deployed = model(x)
+    assert calls.count(True) == 3 and calls.count(False) > 10  # the stem's 3 epilogues, the depthwise convs
+    assert torch.backends.cuda.matmul.allow_tf32 == tf32
+    for d, r in zip(deployed, reference):
+        assert d.shape == r.shape and d.is_contiguous()
+        error = (d.float() - r.float()).abs().max().item()
+        assert error <= (2e-3 if dtype == torch.float32 else 5e-2) * r.float().abs().max().item(), error
+
+
+@pytest.mark.parametrize('channels,kernel,stride,height,width,epilogue,layout', [
+    (37, 3, 1, 5, 7, 'bias', 'channels_last'), (192, 3, 1, 14, 14, 'bias', 'channel_slice'),
+    (100, 7, 1, 9, 13, 'relu_post', 'channel_slice'), (64, 5, 1, 33, 31, 'relu_post', 'contiguous'),
+    (768, 3, 2, 14, 14, 'bias', 'channels_last'), (40, 3, 2, 7, 9, 'silu', 'contiguous'),
+    (96, 1, 1, 6, 6, 'none', 'channels_last'), (544, 3, 1, 4, 4, 'none', 'channel_slice'),
+    (24, None, 1, 19, 17, 'bias_relu_only', 'channels_last')])
+def test_depthwise_kernel_matches_conv2d(channels, kernel, stride, height, width, epilogue, layout):
+    import torch.nn.functional as F
+    from mmmobilemamba.ops.triton_depthwise_conv import depthwise_conv_triton
+    x = torch.randn(2, 2 * channels, height, width, device='cuda')
+    if layout == 'channels_last':
+        x = x[:, :channels].contiguous(memory_format=torch.channels_last)
+    elif layout == 'contiguous':
+        x = x[:, :channels].contiguous()
+    else:
+        x = x.contiguous(memory_format=torch.channels_last)[:, channels:]
+    weight = None if kernel is None else torch.randn(channels, 1, kernel, kernel, device='cuda')
+    bias = None if epilogue == 'none' else torch.randn(channels, device='cuda')
+    post = (torch.randn(channels, device='cuda'), torch.randn(channels, device='cuda'))
+    activation = {'relu_post': 'relu', 'silu': 'silu', 'bias_relu_only': 'relu'}.get(epilogue)
+    got = depthwise_conv_triton(x, weight, bias, stride, activation,
+                                *(post if epilogue == 'relu_post' else (None, None)))
+    if weight is None:  # the epilogue alone: unit 1x1 weights
+        kernel, weight = 1, torch.ones(channels, 1, 1, 1, device='cuda')
+    expected = F.conv2d(x.double(), weight.double(), None if bias is None else bias.double(), stride,
+                        kernel // 2, groups=channels)
+    if epilogue == 'relu_post':
+        expected = F.relu(expected) * post[0].double()[:, None, None] + post[1].double()[:, None, None]
+    elif activation == 'silu':
+        expected = F.silu(expected)
+    elif epilogue == 'bias_relu_only':
+        expected = F.relu(expected)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
+    half = depthwise_conv_triton(x, weight, bias, stride, out_dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16
+    plain = F.conv2d(x.double(), weight.double(), None if bias is None else bias.double(), stride,
+                     kernel // 2, groups=channels)
+    torch.testing.assert_close(half.double(), plain, rtol=1e-2, atol=1e-2 * plain.abs().max().item())
+
+
+@pytest.mark.parametrize('in_channels,out_channels,height,width,relu,layout', [
+    (3, 24, 224, 224, True, 'contiguous'), (24, 48, 57, 55, True, 'channels_last'),
+    (96, 192, 28, 28, False, 'channels_last')])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_dense_conv_matches_conv_relu(in_channels, out_channels, height, width, relu, layout, dtype):
+    """The stem's DenseConv (cuDNN conv, bias + ReLU in the Triton epilogue pass) against conv2d + relu."""
+    import torch.nn.functional as F
+    from mmmobilemamba.models.layers.inference_convs import DenseConv, convert_for_inference
+    conv = torch.nn.Conv2d(in_channels, out_channels, 3, 2, 1).cuda()
+    layer = convert_for_inference(torch.nn.Sequential(conv, torch.nn.ReLU()) if relu else torch.nn.Sequential(conv))
+    assert isinstance(layer[0], DenseConv) and layer[0].relu == relu
+    layout = torch.channels_last if layout == 'channels_last' else torch.contiguous_format
+    x = torch.randn(2, in_channels, height, width, device='cuda').contiguous(memory_format=layout)
+    amp = torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32)
+    with torch.no_grad(), amp:
+        got = layer(x)
+        expected = F.relu(conv(x)) if relu else conv(x)
+    assert got.dtype == expected.dtype and got.is_contiguous(memory_format=torch.channels_last)
+    tolerance = 2e-3 if dtype == torch.float32 else 1e-2  # TF32 products, algorithms may differ by layout
+    torch.testing.assert_close(got.float(), expected.float(), rtol=tolerance, atol=tolerance * expected.abs().max().item())
+
+
+def test_depthwise_conv_keeps_gradients_through_the_torch_path():
+    from mmmobilemamba.models.layers.inference_convs import DepthwiseConv
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8).cuda()
+    layer = DepthwiseConv.from_conv(conv)
+    x = torch.randn(2, 8, 9, 9, device='cuda', requires_grad=True)
+    layer(x).sum().backward()
+    torch.testing.assert_close(layer(x), conv(x))
+    assert x.grad is not None and layer.weight.grad is not None
 
 
 def test_with_cp_on_cuda():
@@ -71,7 +182,8 @@ def test_torch_compile_keeps_the_triton_scan_in_one_graph():
 
 @pytest.mark.parametrize('channels,height,width', [(37, 4, 4), (544, 7, 7), (320, 14, 14), (64, 33, 31)])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
-def test_fused_layer_norm_gate_matches_generic(channels, height, width, dtype, inference_kernel_calls):
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_fused_layer_norm_gate_matches_generic(channels, height, width, dtype, channels_last, inference_kernel_calls):
     import torch.nn.functional as F
     from mmmobilemamba.models.layers.ss2d import BiSS2D, LayerNorm2d
     calls = inference_kernel_calls('layer_norm_gate')
@@ -80,11 +192,14 @@ def test_fused_layer_norm_gate_matches_generic(channels, height, width, dtype, i
     with torch.no_grad():
         norm.weight.normal_()
         norm.bias.normal_()
-    y = torch.randn(2, channels, height, width, device='cuda') * 3 + 1
-    gate = torch.randn(2, 2 * channels, height, width, device='cuda').to(dtype)[:, channels:]  # a channel slice
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    y = (torch.randn(2, channels, height, width, device='cuda') * 3 + 1).contiguous(memory_format=layout)
+    gate = torch.randn(2, 2 * channels, height, width, device='cuda').to(dtype)
+    gate = gate.contiguous(memory_format=layout)[:, channels:]  # a channel slice
     with torch.no_grad():
         got = module.norm_and_gate(y, gate, dtype)
     assert calls and got.dtype == dtype and got.shape == y.shape
+    assert got.is_contiguous(memory_format=layout)
     expected = F.layer_norm(y.double().permute(0, 2, 3, 1), (channels,), norm.weight.double(),
                             norm.bias.double(), norm.eps).permute(0, 3, 1, 2) * F.silu(gate.double())
     tolerance = 1e-5 if dtype == torch.float32 else 1e-2  # bf16: one rounding of the result

@@ -198,19 +198,23 @@ def _ss2d_scan_inputs(batch, channels, rank, n_states, height, width, seed=0):
     (2, 24, 2, 2, 33, 34),      # L = 1122: long-sequence chunks, last one partial
 ])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize('channels_last', [False, True])
 def test_fused_bidirectional_scan_matches_float64_two_pass(batch, channels, rank, n_states, height, width,
-                                                           dtype, inference_kernel_calls):
+                                                           dtype, channels_last, inference_kernel_calls):
     """Inference of the two-direction flattened scan runs in the fused kernel and agrees with the
-    generic path (flipped copies, float64 sequential reference on the CPU)."""
+    generic path (flipped copies, float64 sequential reference on the CPU), for channels-first and
+    channels-last maps (the deploy mode's layout; the output keeps the input's layout)."""
     pytest.importorskip('mmmobilemamba.ops.triton_bidirectional_scan')
     from mmmobilemamba.models.layers.ss2d import flattened_selective_scan
     calls = inference_kernel_calls('bidirectional_scan')
     x, params = _ss2d_scan_inputs(batch, channels, rank, n_states, height, width)
-    x = x.to(dtype)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = x.to(dtype).contiguous(memory_format=layout)
     with torch.no_grad():
         got = flattened_selective_scan(x, *params)
     assert calls, 'the fused kernel was not used'
     assert got.dtype == torch.float32 and got.shape == (batch, channels, height, width)
+    assert got.is_contiguous(memory_format=layout) or height * width == 1
     with torch.no_grad():  # CPU float64 takes the generic path (stack, flip, reference scan)
         expected = flattened_selective_scan(x.double().cpu(), *[p.double().cpu() for p in params])
     error = (got.double().cpu() - expected).abs().max().item()

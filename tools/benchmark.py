@@ -318,6 +318,13 @@ def section_throughput(args, device):
                 model = MobileMambaClassifier(arch).to(device).eval().switch_to_deploy()
                 rows += throughput_rows(model, f'MobileMamba-{arch}', 'classifier', args, device, 'yes', label)
                 del model
+    # BN folded but the convolutions left as cuDNN's nn.Conv2d (switch_to_deploy(inference_convs=False))
+    with scan_backend(args.scan_backend):
+        for arch in args.compare_scan_archs:
+            model = MobileMambaClassifier(arch).to(device).eval().switch_to_deploy(inference_convs=False)
+            rows += throughput_rows(model, f'MobileMamba-{arch}', 'classifier', args, device,
+                                    'yes, cuDNN convs', backend)
+            del model
     return table(f'Classifier throughput ({args.img_size}², batch {args.batch}, ImageNet head)',
                  THROUGHPUT_HEADER, rows)
 

@@ -14,11 +14,12 @@ training uses the generic path (the :mod:`triton_selective_scan` kernels).
 
 Shapes (``Di`` channels, ``R`` dt rank, ``N`` states, ``L`` tokens)::
 
-    x            (batch, Di, L)              the flattened map, any float dtype, last dim contiguous
-    x_dbl        (batch, 2, R + 2N, L)       x_proj_weight[k] @ x (not flipped), last dim contiguous
+    x            (batch, Di, L)              the flattened map, any float dtype, any strides
+    x_dbl        (batch, 2, R + 2N, L)       x_proj_weight[k] @ x (not flipped), any strides
     dt_weight    (2, Di, R)                  dt_projs_weight
     A            (2*Di, N);  D, delta_bias (2*Di,)    row k*Di + d belongs to direction k
-    returns y    (batch, Di, L) float32
+    returns y    (batch, Di, L) float32, in x's layout: channels-first, or channels-last
+                 (stride 1 over Di) when x is, as in the channels-last deploy mode
 """
 import torch
 import triton
@@ -33,7 +34,7 @@ __all__ = ['bidirectional_scan_triton']
 def _bidirectional_scan_kernel(
         x_ptr, proj_ptr, w_ptr, A_ptr, D_ptr, bias_ptr, y_ptr,
         DI, L, N, R,
-        s_xb, s_xd, s_pb, s_pk, s_pc,
+        s_xb, s_xd, s_xl, s_pb, s_pk, s_pc, s_pl, s_yb, s_yd, s_yl,
         NP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr):
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
@@ -46,7 +47,7 @@ def _bidirectional_scan_kernel(
     mask_n = offs_n < N
     mask_dn = mask_d[:, None] & mask_n[None, :]
     x_row = x_ptr + pid_b * s_xb + offs_d.to(tl.int64) * s_xd     # (BLOCK_D,) pointers
-    y_row = y_ptr + (pid_b * DI + offs_d) * L
+    y_row = y_ptr + pid_b * s_yb + offs_d.to(tl.int64) * s_yd
     n_chunks = tl.cdiv(L, BLOCK_T)
 
     for k in tl.static_range(2):
@@ -68,21 +69,21 @@ def _bidirectional_scan_kernel(
             else:
                 pos = L - 1 - offs_t                                # token read at each step
             mask = mask_d[:, None] & mask_t[None, :]
-            u = tl.load(x_row[:, None] + pos[None, :], mask=mask, other=0.0).to(tl.float32)
+            u = tl.load(x_row[:, None] + pos[None, :] * s_xl, mask=mask, other=0.0).to(tl.float32)
             pre = tl.zeros([BLOCK_D, BLOCK_T], dtype=tl.float32) + bias[:, None]
             for r in range(R):                                      # delta = dt_weight[k] @ x_dbl[k, :R]
                 w = tl.load(w_row + r, mask=mask_d, other=0.0).to(tl.float32)
-                dtr = tl.load(proj + r * s_pc + pos, mask=mask_t, other=0.0).to(tl.float32)
+                dtr = tl.load(proj + r * s_pc + pos * s_pl, mask=mask_t, other=0.0).to(tl.float32)
                 pre += w[:, None] * dtr[None, :]
             dt = tl.where(mask, _softplus(pre), 0.0)               # padded steps: a = 1, b = 0
             mask_nt = mask_n[:, None] & mask_t[None, :]
-            Bt = tl.load(B_row[:, None] + pos[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-            Ct = tl.load(C_row[:, None] + pos[None, :], mask=mask_nt, other=0.0).to(tl.float32)
+            Bt = tl.load(B_row[:, None] + pos[None, :] * s_pl, mask=mask_nt, other=0.0).to(tl.float32)
+            Ct = tl.load(C_row[:, None] + pos[None, :] * s_pl, mask=mask_nt, other=0.0).to(tl.float32)
             y, h = _scan_chunk(dt, u, A2, Bt, Ct, h, NP, BLOCK_D, BLOCK_T)
             y += Dv[:, None] * u
             if k == 1:                                              # add onto direction 0's output
-                y += tl.load(y_row[:, None] + pos[None, :], mask=mask, other=0.0)
-            tl.store(y_row[:, None] + pos[None, :], y, mask=mask)
+                y += tl.load(y_row[:, None] + pos[None, :] * s_yl, mask=mask, other=0.0)
+            tl.store(y_row[:, None] + pos[None, :] * s_yl, y, mask=mask)
         if k == 0:  # direction 0's stores (by other threads of this program) are seen by direction 1
             tl.debug_barrier()
 
@@ -98,16 +99,18 @@ def bidirectional_scan_triton(x: torch.Tensor, x_dbl: torch.Tensor, dt_weight: t
         raise ValueError(f'bidirectional_scan_triton expects x (batch, Di, L), x_dbl {expected} and '
                          f'dt_weight (2, Di, R); got x {tuple(x.shape)}, x_dbl {tuple(x_dbl.shape)}, '
                          f'dt_weight {tuple(dt_weight.shape)}')
-    x = x if x.stride(-1) == 1 else x.contiguous()
-    x_dbl = x_dbl if x_dbl.stride(-1) == 1 else x_dbl.contiguous()
     dt_weight, A, D, delta_bias = (t.contiguous() for t in (dt_weight, A, D, delta_bias))
     np_, block_d, block_t, warps = _config(batch, 1, channels, length, n_states, x.device, TUNING['fwd_warps'],
                                            TUNING['fwd_per_thread'], _forward_block_t(length, False),
                                            TUNING['fwd_programs_per_sm'])
-    y = torch.empty(batch, channels, length, device=x.device, dtype=torch.float32)
+    if x.stride(1) == 1 and length > 1:  # channels-last
+        y = torch.empty(batch, length, channels, device=x.device, dtype=torch.float32).transpose(1, 2)
+    else:
+        y = torch.empty(batch, channels, length, device=x.device, dtype=torch.float32)
     grid = (batch, triton.cdiv(channels, block_d))
     _bidirectional_scan_kernel[grid](
         x, x_dbl, dt_weight, A, D, delta_bias, y, channels, length, n_states, rank,
-        x.stride(0), x.stride(1), x_dbl.stride(0), x_dbl.stride(1), x_dbl.stride(2),
+        x.stride(0), x.stride(1), x.stride(2), x_dbl.stride(0), x_dbl.stride(1), x_dbl.stride(2),
+        x_dbl.stride(3), y.stride(0), y.stride(1), y.stride(2),
         NP=np_, BLOCK_D=block_d, BLOCK_T=block_t, num_warps=warps)
     return y

@@ -113,7 +113,7 @@ def classifier_complexity(arch: str = 'S6', img_size: Optional[int] = None, fuse
     params = sum(p.numel() for p in model.parameters())
     model.eval()
     if fuse_bn:
-        model.switch_to_deploy()
+        model.switch_to_deploy(inference_convs=False)  # the release's layers, as fvcore sees them
     with torch.no_grad():
         result = count_complexity(model, torch.randn(1, 3, img_size, img_size))
     result.update(arch=key, img_size=img_size, params_fused=result['params'], params=params)

@@ -20,6 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmmobilemamba.registry import register_model
 from ..layers.block import MobileMambaBlock, PatchMerging, local_refinement
 from ..layers.conv_bn import ConvBN, fuse_modules
+from ..layers.inference_convs import convert_for_inference
 
 __all__ = ['MobileMamba']
 
@@ -171,11 +172,21 @@ class MobileMamba(BaseModule):
                     module.eval()
         return self
 
-    def switch_to_deploy(self):
+    def switch_to_deploy(self, inference_convs: bool = True):
         """Fold for inference, in place: every BatchNorm into the preceding conv (or following
         linear), each depthwise residual ``x + dwconv(x)`` into its conv, and WTE-Mamba's scales
-        into the convs they follow. The result equals the unfused model up to float rounding."""
+        into the convs they follow. The result equals the unfused model up to float rounding;
+        outputs stay (B, C, H, W) contiguous.
+
+        With ``inference_convs`` (default) the network then runs channels-last with its 1x1
+        convolutions as matrix products over channels and its depthwise convolutions as fused Triton
+        kernels, each with the ReLU (and depthwise 1x1 conv) that follows it (see
+        :func:`~mmmobilemamba.models.layers.inference_convs.convert_for_inference`); pass False to
+        keep plain ``nn.Conv2d`` layers (e.g. for ONNX export).
+        """
         fuse_modules(self)
+        if inference_convs:
+            convert_for_inference(self)
         self.deploy = True
         return self
 
@@ -205,12 +216,12 @@ class MobileMamba(BaseModule):
 
     def forward(self, x: torch.Tensor) -> tuple:
         self._check_input(x)
-        x = self.patch_embed(x)
+        x = self.patch_embed(x)  # deploy mode: channels-last from here on
         outs = []
         for i, stage in enumerate(self.stages):
             x = self._run_stage(stage, x)
             if i in self.out_indices:
-                outs.append(x)
+                outs.append(x.contiguous())  # deploy mode runs channels-last
             if i == self.out_indices[-1]:
                 break
         return tuple(outs)

@@ -161,6 +161,9 @@ def _load_kernel(backend: str):
         elif backend == 'layer_norm_gate':
             from mmmobilemamba.ops.triton_layer_norm_gate import layer_norm_gate_triton
             fn = layer_norm_gate_triton
+        elif backend == 'depthwise_conv':  # not a scan: the deploy mode's convolution kernel
+            from mmmobilemamba.ops.triton_depthwise_conv import depthwise_conv_triton
+            fn = depthwise_conv_triton
         else:
             return None
     except Exception:  # ImportError, or a broken build that fails at import time
