@@ -53,6 +53,15 @@ def test_train_then_test(toy, tmp_path, task, config, metric):
     if extra:
         assert len(list(test_dir.glob('*/vis/*.jpg'))) == 2
 
+    # --deploy: the backbone folded for inference gives the same metrics
+    deploy_dir = tmp_path / 'test_deploy'
+    out = run(['tools/test.py', config, ckpt, '--toy', '--toy-size', TOY_SIZE, '--data-root', toy[task],
+               '--work-dir', deploy_dir, '--deploy', *(['--cfg-options', *extra] if extra else [])])
+    assert 'backbone switched to deploy mode' in out.stdout
+    (deploy_file,) = deploy_dir.glob('*/*.json')
+    deployed = json.loads(deploy_file.read_text())
+    assert deployed[metric] == pytest.approx(metrics[metric], abs=1e-3), (deployed, metrics)
+
 
 # ------------------------------------------------------------------ in-process: config edits, errors
 @pytest.fixture(scope='module')

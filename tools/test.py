@@ -5,6 +5,7 @@ Runner: COCO mAP (mmdet CocoMetric) or mIoU (mmseg IoUMetric), as the config's t
     python tools/test.py configs/det/retinanet_mobilemamba_s6.py work_dirs/retinanet_mobilemamba_s6/epoch_12.pth
     python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis      # dump predictions, draw them
     python tools/test.py CONFIG CKPT --toy                                 # on the toy data (make_toy_data.py)
+    python tools/test.py CONFIG CKPT --deploy                              # backbone in deploy mode (faster)
     bash tools/dist_test.sh CONFIG CKPT 8
 
 --toy and --data-root change the data exactly as in tools/train.py (same image sizes).
@@ -32,6 +33,9 @@ def parse_args(argv=None):
     p.add_argument('--data-root', metavar='DIR', help="replace the config's data_root everywhere")
     p.add_argument('--toy', action='store_true', help='evaluate on the toy data, small images (as train.py --toy)')
     p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE})')
+    p.add_argument('--deploy', action='store_true',
+                   help="evaluate with the backbone in deploy mode (MobileMamba's switch_to_deploy(): BN folded, "
+                        'inference convolutions): the same results up to float rounding, faster')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                    help='override config entries (applied last)')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -82,11 +86,31 @@ def _dump_metrics_on_rank0_only(runner):
             hook.after_test_epoch = lambda runner, metrics=None: None
 
 
+def _deploy_backbone_after_loading(runner):
+    """Switch the backbone to deploy mode once the checkpoint is loaded (mmengine loads it inside
+    ``runner.test()``, before the test loop's ``before_test`` hooks)."""
+    from mmengine.hooks import Hook
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    backbone = getattr(model, 'backbone', None)
+    if not hasattr(backbone, 'switch_to_deploy'):
+        raise rs.ToolError(f'--deploy: the backbone ({type(backbone).__name__}) has no switch_to_deploy(); '
+                           f'it applies to MobileMamba backbones')
+
+    class DeployBackbone(Hook):
+        def before_test(self, runner):
+            backbone.switch_to_deploy()
+            runner.logger.info('--deploy: backbone switched to deploy mode (BN folded, inference convolutions)')
+    runner.register_hook(DeployBackbone(), priority='LOWEST')
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg, task = build_config(args)
     runner = rs.build_runner(cfg, args.launcher)
     _dump_metrics_on_rank0_only(runner)
+    if args.deploy:
+        _deploy_backbone_after_loading(runner)
     if args.out:
         if task == 'det':
             from mmdet.evaluation import DumpDetResults
