@@ -76,6 +76,19 @@ def loss_and_predict(model, data):
         return model(**batch, mode='predict')
 
 
+def assert_deploy_keeps_outputs(model, outputs):
+    """``outputs()`` (tensors) agree before and after the backbone's switch_to_deploy()."""
+    if not hasattr(model.backbone, 'switch_to_deploy'):  # configs with a stock backbone
+        return
+    with torch.no_grad():
+        before = outputs()
+        model.backbone.switch_to_deploy()
+        after = outputs()
+    for b, a in zip(before, after):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * max(1.0, b.abs().max().item()))
+
+
 def test_config_list_is_complete():
     names = {os.path.basename(c) for c in CONFIGS}
     for expected in ('retinanet_mobilemamba_s6.py', 'retinanet_mobilemamba_b1.py', 'mask-rcnn_mobilemamba_s6.py',
@@ -112,10 +125,12 @@ def test_det_config_trains_and_predicts(path):
     with_mask = 'roi_head' in cfg.model and 'mask_head' in cfg.model.roi_head
     # SSDNeck's last levels are 1x1 at this size: BatchNorm needs two images in training
     batch = 2 if isinstance(cfg.model.neck, dict) and cfg.model.neck.type == 'SSDNeck' else 1
-    results = loss_and_predict(model, det_batch(with_mask, batch))
+    data = det_batch(with_mask, batch)
+    results = loss_and_predict(model, data)
     assert len(results) == batch and 'bboxes' in results[0].pred_instances
     if with_mask:
         assert 'masks' in results[0].pred_instances
+    assert_deploy_keeps_outputs(model, lambda: model.extract_feat(model.data_preprocessor(data, False)['inputs']))
 
 
 @pytest.mark.parametrize('path', SEG_CONFIGS)
@@ -123,8 +138,11 @@ def test_seg_config_trains_and_predicts(path):
     cfg = load(path)
     cfg.model.data_preprocessor.size = (TOY, TOY)  # the configs pad to 512x512 crops
     model = build(cfg)
-    results = loss_and_predict(model, seg_batch(cfg.model.decode_head.num_classes))
+    data = seg_batch(cfg.model.decode_head.num_classes)
+    results = loss_and_predict(model, data)
     assert len(results) == 2 and results[0].pred_sem_seg.data.shape[-2:] == (TOY, TOY)
+    assert_deploy_keeps_outputs(model, lambda: [r.seg_logits.data for r in model(
+        **model.data_preprocessor(data, False), mode='predict')])
 
 
 @pytest.mark.parametrize('stock', ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
