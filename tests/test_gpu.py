@@ -144,7 +144,8 @@ def test_dense_conv_matches_conv_relu(in_channels, out_channels, height, width, 
         expected = F.relu(conv(x)) if relu else conv(x)
     assert got.dtype == expected.dtype and got.is_contiguous(memory_format=torch.channels_last)
     tolerance = 2e-3 if dtype == torch.float32 else 1e-2  # TF32 products, algorithms may differ by layout
-    torch.testing.assert_close(got.float(), expected.float(), rtol=tolerance, atol=tolerance * expected.abs().max().item())
+    torch.testing.assert_close(got.float(), expected.float(), rtol=tolerance,
+                               atol=tolerance * expected.abs().max().item())
 
 
 def test_depthwise_conv_keeps_gradients_through_the_torch_path():
