@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_selective_scan import TUNING, _config, _forward_block_t, _scan_chunk, _softplus
+from .triton_selective_scan import TUNING, _config, _forward_block_t, _scan_chunk, _softplus, empty_in_layout
 
 __all__ = ['bidirectional_scan_triton']
 
@@ -103,10 +103,7 @@ def bidirectional_scan_triton(x: torch.Tensor, x_dbl: torch.Tensor, dt_weight: t
     np_, block_d, block_t, warps = _config(batch, 1, channels, length, n_states, x.device, TUNING['fwd_warps'],
                                            TUNING['fwd_per_thread'], _forward_block_t(length, False),
                                            TUNING['fwd_programs_per_sm'])
-    if x.stride(1) == 1 and length > 1:  # channels-last
-        y = torch.empty(batch, length, channels, device=x.device, dtype=torch.float32).transpose(1, 2)
-    else:
-        y = torch.empty(batch, channels, length, device=x.device, dtype=torch.float32)
+    y = empty_in_layout(x, torch.float32)
     grid = (batch, triton.cdiv(channels, block_d))
     _bidirectional_scan_kernel[grid](
         x, x_dbl, dt_weight, A, D, delta_bias, y, channels, length, n_states, rank,

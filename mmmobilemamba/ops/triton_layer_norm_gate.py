@@ -20,6 +20,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .triton_selective_scan import empty_in_layout
+
 __all__ = ['layer_norm_gate_triton']
 
 
@@ -59,10 +61,7 @@ def layer_norm_gate_triton(y: torch.Tensor, gate: torch.Tensor, weight: torch.Te
     # about 4096 elements per tile, at least 8 tokens per row (32-byte float32 segments)
     block_l = max(8, min(triton.next_power_of_2(length), 4096 // block_c))
     warps = 8 if block_c * block_l >= 8192 else 4
-    if gate.stride(1) == 1 and length > 1:  # channels-last
-        out = torch.empty(batch, length, channels, device=y.device, dtype=out_dtype).transpose(1, 2)
-    else:
-        out = torch.empty(batch, channels, length, device=y.device, dtype=out_dtype)
+    out = empty_in_layout(gate, out_dtype)
     grid = (batch, triton.cdiv(length, block_l))
     _layer_norm_gate_kernel[grid](y, gate, weight.contiguous(), bias.contiguous(), out, channels, length, eps,
                                   *y.stride(), *gate.stride(), *out.stride(),

@@ -302,6 +302,15 @@ def _strides3(x):
     return x.stride(0), x.stride(1)
 
 
+def empty_in_layout(like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An empty (batch, C, L) tensor of ``like``'s shape: channels-last storage (stride 1 over C) when
+    ``like`` has it, as in the channels-last deploy mode, else contiguous."""
+    batch, channels, length = like.shape
+    if like.stride(1) == 1 and length > 1:
+        return torch.empty(batch, length, channels, device=like.device, dtype=dtype).transpose(1, 2)
+    return torch.empty(batch, channels, length, device=like.device, dtype=dtype)
+
+
 def _last_contiguous(x):
     return x if x.stride(-1) == 1 else x.contiguous()
 
