@@ -34,26 +34,25 @@ def is_pointwise_conv(module: nn.Module) -> bool:
             and module.stride == (1, 1) and module.padding == (0, 0) and module.dilation == (1, 1))
 
 
-def is_depthwise_conv(module: nn.Module) -> bool:
-    """Whether ``module`` is a depthwise convolution :class:`DepthwiseConv` can run: square odd
-    kernel, "same" padding, stride 1 or 2, no dilation, zero padding."""
+def _is_square_same_conv(module: nn.Module) -> bool:
+    """An ``nn.Conv2d`` with a square odd kernel, "same" zero padding, stride 1 or 2, no dilation."""
     if type(module) is not nn.Conv2d:
         return False
     k = module.kernel_size[0]
-    return (module.groups == module.in_channels == module.out_channels and module.kernel_size == (k, k)
-            and k % 2 == 1 and module.padding == (k // 2, k // 2) and module.stride in ((1, 1), (2, 2))
-            and module.dilation == (1, 1) and module.padding_mode == 'zeros')
+    return (module.kernel_size == (k, k) and k % 2 == 1 and module.padding == (k // 2, k // 2)
+            and module.stride in ((1, 1), (2, 2)) and module.dilation == (1, 1) and module.padding_mode == 'zeros')
+
+
+def is_depthwise_conv(module: nn.Module) -> bool:
+    """Whether ``module`` is a depthwise convolution :class:`DepthwiseConv` can run: square odd
+    kernel, "same" padding, stride 1 or 2, no dilation, zero padding."""
+    return _is_square_same_conv(module) and module.groups == module.in_channels == module.out_channels
 
 
 def is_dense_conv(module: nn.Module) -> bool:
     """Whether ``module`` is a groups-1 convolution :class:`DenseConv` can run: square odd kernel
     larger than 1, "same" padding, stride 1 or 2, no dilation, zero padding."""
-    if type(module) is not nn.Conv2d:
-        return False
-    k = module.kernel_size[0]
-    return (module.groups == 1 and module.kernel_size == (k, k) and k % 2 == 1 and k > 1
-            and module.padding == (k // 2, k // 2) and module.stride in ((1, 1), (2, 2))
-            and module.dilation == (1, 1) and module.padding_mode == 'zeros')
+    return _is_square_same_conv(module) and module.groups == 1 and module.kernel_size[0] > 1
 
 
 def _triton_kernel(name: str, x: torch.Tensor, weight: torch.Tensor):
@@ -132,7 +131,30 @@ class PointwiseConv(nn.Module):
         return y.view(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
-class DepthwiseConv(nn.Module):
+class _SquareConv(nn.Module):
+    """Weight, bias and stride of a K x K convolution with padding K // 2, taken from an nn.Conv2d
+    that the subclass ``accepts`` (its ``requirement`` in words)."""
+    accepts = staticmethod(_is_square_same_conv)
+    requirement = 'an odd square kernel, same padding and stride 1 or 2'
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor = None, stride: int = 1):
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+        self.stride = stride
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d):
+        if not cls.accepts(conv):
+            raise ValueError(f'{cls.__name__} replaces convolutions with {cls.requirement}, got {conv}')
+        return cls(conv.weight, conv.bias, conv.stride[0])
+
+    @property
+    def kernel_size(self) -> int:
+        return self.weight.shape[-1]
+
+
+class DepthwiseConv(_SquareConv):
     """A depthwise ``K x K`` convolution (padding ``K // 2``, stride 1 or 2) with an optional
     activation and an optional following depthwise 1x1 convolution (``post_weight``, ``post_bias``).
 
@@ -141,24 +163,13 @@ class DepthwiseConv(nn.Module):
     the same ops run as PyTorch convolutions.
     """
 
+    accepts = staticmethod(is_depthwise_conv)
+    requirement = 'groups = channels, an odd square kernel, same padding and stride 1 or 2'
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor = None, stride: int = 1, activation: str = None):
-        super().__init__()
-        self.weight = nn.Parameter(weight.detach().clone())
-        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
-        self.stride = stride
+        super().__init__(weight, bias, stride)
         self.activation = activation
         self.post_weight = self.post_bias = None
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> 'DepthwiseConv':
-        if not is_depthwise_conv(conv):
-            raise ValueError(f'DepthwiseConv replaces depthwise convolutions with an odd square kernel, '
-                             f'same padding and stride 1 or 2, got {conv}')
-        return cls(conv.weight, conv.bias, conv.stride[0])
-
-    @property
-    def kernel_size(self) -> int:
-        return self.weight.shape[-1]
 
     def absorb_following(self, conv: 'DepthwiseConv'):
         """Compute ``conv(self(x))`` for a depthwise 1x1 ``conv`` (no activation) in this layer."""
@@ -193,7 +204,7 @@ class DepthwiseConv(nn.Module):
         return y
 
 
-class DenseConv(nn.Module):
+class DenseConv(_SquareConv):
     """A groups-1 ``K x K`` convolution (padding ``K // 2``, stride 1 or 2), optionally with a ReLU.
 
     (B, C_in, H, W) -> (B, C_out, ceil(H/stride), ceil(W/stride)), channels-last. The convolution
@@ -202,23 +213,12 @@ class DenseConv(nn.Module):
     0.59 ms for the first layer in float32, measured against conv+bias then ReLU).
     """
 
+    accepts = staticmethod(is_dense_conv)
+    requirement = 'groups 1, an odd square kernel > 1, same padding and stride 1 or 2'
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor = None, stride: int = 1, relu: bool = False):
-        super().__init__()
-        self.weight = nn.Parameter(weight.detach().clone())
-        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
-        self.stride = stride
+        super().__init__(weight, bias, stride)
         self.relu = relu
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> 'DenseConv':
-        if not is_dense_conv(conv):
-            raise ValueError(f'DenseConv replaces groups-1 convolutions with an odd square kernel > 1, same '
-                             f'padding and stride 1 or 2, got {conv}')
-        return cls(conv.weight, conv.bias, conv.stride[0])
-
-    @property
-    def kernel_size(self) -> int:
-        return self.weight.shape[-1]
 
     def extra_repr(self) -> str:
         return (f'{self.weight.shape[1]}, {self.weight.shape[0]}, kernel_size={self.kernel_size}, '
