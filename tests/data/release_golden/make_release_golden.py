@@ -8,11 +8,17 @@ cross-scan in float32 without TF32, and writes one ``ARCH_HxW.npz`` per case of
 ``GOLDEN_CASES``: the input, the three stage maps (strides 16/32/64) and the SHA-256 of the
 weights. Our backbone runs on the same weights on the GPU and on the CPU as a side check.
 
-Run from the repository root (the release's copy needs its nvcc-13 kernel fix and no
-``TRITON_INTERPRET`` line; it imports timm, pywt and mmdet; fvcore may be absent)::
+Run from the repository root on a CUDA machine; KERNEL_DIR holds the built
+``selective_scan_cuda_oflex`` module (or pass ``--kernel-dir``). The release's copy needs its
+nvcc-13 kernel fix and no ``TRITON_INTERPRET`` line; it imports torch, triton, timm (and so
+torchvision), pywt and mmdet; fvcore may be absent::
 
     PYTHONPATH=.:KERNEL_DIR python tests/data/release_golden/make_release_golden.py \\
         --release-repo .gpu/release
+
+It prints, per case and stage, the relative difference of our backbone on the GPU and on the CPU
+(what the test checks) from the release. ``--release-lib model --no-write`` repeats the run with
+the classification model's copy of the scan code, to see that the release agrees with itself.
 
 Nothing of the release is copied into this repository: it is imported from ``--release-repo``.
 """
