@@ -38,6 +38,7 @@ def parse_args(argv=None):
                         'inference convolutions): the same results up to float rounding, faster')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                    help='override config entries (applied last)')
+    rs.add_trust_argument(p)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                    help='job launcher (tools/dist_test.sh uses pytorch)')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -54,6 +55,7 @@ def build_config(args, log=print):
     task = rs.detect_task(cfg)
     rs.register_modules(task)
     rs.apply_command_line(cfg, args, task, log=log, training=False)
+    rs.trust_checkpoints(args.trust_checkpoint)
     cfg.load_from = args.checkpoint
     # weights come from the checkpoint: never read the backbone's ImageNet file
     backbone = cfg.get('model', {}).get('backbone')
@@ -118,7 +120,8 @@ def main(argv=None):
         else:
             from mmengine.evaluator import DumpResults
             runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    runner.test()
+    with rs.checkpoint_errors_as_messages():
+        runner.test()
 
 
 if __name__ == '__main__':
