@@ -106,10 +106,24 @@ def _deploy_backbone_after_loading(runner):
     runner.register_hook(DeployBackbone(), priority='LOWEST')
 
 
+def _check_checkpoint_matches(runner, path):
+    """mmengine loads ``load_from`` non-strictly (a checkpoint of another variant would be evaluated
+    with some weights missing): check every key and shape first, and stop with the differences."""
+    from mmengine.model import is_model_wrapper
+    from mmmobilemamba.utils.checkpoint import check_state_dict, read_checkpoint
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    check_state_dict(model, state, source=f'checkpoint {path!r}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg, task = build_config(args)
     runner = rs.build_runner(cfg, args.launcher)
+    with rs.checkpoint_errors_as_messages():
+        _check_checkpoint_matches(runner, args.checkpoint)
     _dump_metrics_on_rank0_only(runner)
     if args.deploy:
         _deploy_backbone_after_loading(runner)

@@ -23,6 +23,7 @@ import re
 import zipfile
 from collections import OrderedDict
 from typing import Dict, Optional
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -92,6 +93,11 @@ def _allowed_globals() -> list:
     return [HistoryBuffer, (_history_buffer_method, 'builtins.getattr'), argparse.Namespace] + _numpy_globals()
 
 
+_OLD_TORCH_NOTE = ('' if digit_version(torch.__version__) >= digit_version('2.6.0') else
+                   f'. With torch {torch.__version__} the allow-list is not registered (it needs torch >= 2.6), '
+                   'so mmengine training checkpoints are refused too: upgrade torch')
+
+
 def register_safe_globals() -> bool:
     """Add :func:`_allowed_globals` to torch's ``weights_only`` allow-list (done on import).
 
@@ -130,7 +136,7 @@ _REFUSAL = re.compile(r'GLOBAL|unrecognized function|Can only build|unsupported 
 def _unpickler_reason(message: str) -> str:
     """The unpickler's own words in torch's weights_only error (without torch's advice around them)."""
     paragraphs = [p.strip() for p in message.split('\n\n')[1:]]
-    reason = ' '.join(p for p in paragraphs if p and not p.startswith('Check the documentation'))
+    reason = ' '.join(p for p in paragraphs if p and not p.startswith('Check the documentation')) or message
     return reason.split('WeightsUnpickler error:')[-1].strip()
 
 
@@ -157,7 +163,7 @@ def _load_local(path: str, map_location, trusted: bool):
                 f'Checkpoints are read with torch.load(weights_only=True) and the objects that MobileMamba '
                 f'release and mmengine checkpoints hold (README, "Pretrained weights"). If you trust this '
                 f'file (you made it, or its SHA-256 {file_sha256(path)} matches the publisher\'s), name it as '
-                f'trusted: ' + TRUST_HINT.format(path=path)) from None
+                f'trusted: ' + TRUST_HINT.format(path=path) + _OLD_TORCH_NOTE) from None
     print_log(f'checkpoint {path} (SHA-256 {file_sha256(path)}) is named as trusted: unpickling it in full',
               logger='current', level=30)
     return torch.load(path, map_location=map_location, weights_only=False)
@@ -165,7 +171,6 @@ def _load_local(path: str, map_location, trusted: bool):
 
 def download_checkpoint(url: str) -> str:
     """The file behind ``url`` in torch's hub cache (downloaded once)."""
-    from urllib.parse import urlparse
     cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(urlparse(url).path))
     if not os.path.isfile(cached):
         os.makedirs(os.path.dirname(cached), exist_ok=True)

@@ -211,7 +211,7 @@ def _warn_auto_misses_triton(chosen: str):
 def _resolve(backend: str, device_type: str) -> str:
     """The backend to run for ``device_type`` tensors. Under ``torch.compile`` it is evaluated once,
     at trace time (the imports it tries would otherwise break the graph)."""
-    requested = os.environ.get('MMMOBILEMAMBA_SCAN_BACKEND', backend) or 'auto'
+    requested = os.environ.get('MMMOBILEMAMBA_SCAN_BACKEND') or backend or 'auto'  # empty variable: unset
     if requested not in BACKENDS + ('auto',):
         raise ValueError(f'unknown selective-scan backend {requested!r}; choose one of '
                          f'{("auto",) + BACKENDS} (argument or MMMOBILEMAMBA_SCAN_BACKEND)')
