@@ -90,8 +90,9 @@ def test_auto_warns_once_when_mamba_ssm_shadows_the_fused_kernels(fresh_dispatch
     fake_interface.selective_scan_fn = lambda *args: None
     fake_triton = types.ModuleType(TRITON_MODULE)
     fake_triton.selective_scan_triton = lambda *args: None
-    for name, module in (('mamba_ssm', types.ModuleType('mamba_ssm')), ('mamba_ssm.ops', types.ModuleType('mamba_ssm.ops')),
-                         ('mamba_ssm.ops.selective_scan_interface', fake_interface), (TRITON_MODULE, fake_triton)):
+    fakes = {'mamba_ssm': types.ModuleType('mamba_ssm'), 'mamba_ssm.ops': types.ModuleType('mamba_ssm.ops'),
+             'mamba_ssm.ops.selective_scan_interface': fake_interface, TRITON_MODULE: fake_triton}
+    for name, module in fakes.items():
         fresh_dispatch.setitem(sys.modules, name, module)
     with pytest.warns(RuntimeWarning) as record:
         assert ss._resolve('auto', 'cuda') == 'mamba_ssm'

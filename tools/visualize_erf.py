@@ -25,7 +25,8 @@ Models: ``--arch`` builds ``MobileMamba(arch=...)``; ``--config`` builds
 ``cfg.model.backbone`` of an mmdet / mmseg config (``mmdet::`` / ``mmseg::`` paths to their
 stock configs work) through that package's registry, with the config's ``init_cfg`` and
 ``pretrained`` dropped (weights are only loaded from ``--checkpoint``: a backbone state dict,
-or a whole detector / segmentor checkpoint whose ``backbone.*`` entries are used). Without a
+or a whole detector / segmentor checkpoint whose ``backbone.*`` entries are used; loaded strictly,
+with ``torch.load(weights_only=True)``, by the package's loader). Without a
 checkpoint the weights are random (the ERF of the architecture, not of a trained network;
 see ``--init``).
 ``--stage`` is the backbone's stage index (MobileMamba 0/1/2 = strides 16/32/64, ResNet
