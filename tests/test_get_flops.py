@@ -21,9 +21,20 @@ def test_classifier_matches_paper_within_3_percent(arch):
 
 
 def test_cli_arch_table(capsys):
+    """The S6 row prints the computed columns: FLOPs and params counted here (params also checked
+    against the classifier's own parameter count), the paper's values beside them and the difference."""
+    from mmmobilemamba.models.classifier import MobileMambaClassifier
+    from mmmobilemamba.utils.complexity import format_count
     load_tool('get_flops').main(['--arch', 's6'])
-    out = capsys.readouterr().out
-    assert 'S6' in out and '652.000M' in out and '15.000M' in out
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith('S6 '))
+    expected = classifier_complexity('S6')
+    assert expected['params'] == sum(p.numel() for p in MobileMambaClassifier('S6').parameters())
+    paper_flops, paper_params, size = PAPER_IMAGENET['S6']
+    flops_diff = f'{100 * (expected["flops"] - paper_flops) / paper_flops:+.1f}%'
+    assert row.split() == ['S6', str(size), format_count(expected['flops']), format_count(paper_flops), flops_diff,
+                           format_count(expected['params']), format_count(paper_params),
+                           f'{100 * (expected["params"] - paper_params) / paper_params:+.1f}%',
+                           format_count(expected['scan_flops'])]
 
 
 def test_cli_rejects_ambiguous_requests():

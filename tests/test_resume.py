@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+import mmmobilemamba  # noqa: F401  (allow-lists what mmengine checkpoints hold for weights_only loading)
 from _toolrun import DET_CONFIG, ROOT, env, make_toy, run, scalars, toy_train_args, train_records
 
 ITERS = 12  # lr warm-up over the first 6 (--toy), so the lr changes at every resumable checkpoint
@@ -19,7 +20,7 @@ OPTIONS = ('default_hooks.checkpoint.interval=2', 'model.backbone.drop_path_rate
 
 
 def _load(path):
-    return torch.load(path, map_location='cpu', weights_only=False)
+    return torch.load(path, map_location='cpu', weights_only=True)
 
 
 @pytest.mark.timeout(400)

@@ -9,9 +9,11 @@ Everything here edits an mmengine ``Config`` before the Runner is built:
 * ``check_data``         -- fails early, naming the missing path and the fix;
 * ``setup_distributed``  -- gloo + CPU DDP when there is no GPU (mmengine assumes CUDA);
 * ``apply_command_line`` -- the options train.py and test.py share;
+* ``trust_checkpoints``  -- ``--trust-checkpoint FILE``: the one opt-in for a file beyond weights;
 * ``build_runner``       -- the Runner, once the above and checkpoint loading are set up.
 """
 import atexit
+import contextlib
 import difflib
 import glob
 import os
@@ -427,29 +429,39 @@ def setup_distributed(cfg, launcher, log=print):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def load_full_checkpoints():
-    """Let the Runner read its own checkpoints under torch >= 2.6.
+TRUST_HELP = ('a checkpoint file you trust: if it holds objects beyond weights (which are refused '
+              'otherwise: unpickling them can run code), it is unpickled in full. Repeatable')
 
-    torch.load defaults to weights_only=True since torch 2.6, and mmengine 0.10 calls it without
-    the argument; its checkpoints (message hub history, numpy arrays, config meta) are refused
-    by that loader. The tools load the checkpoint named on the command line (load_from /
-    --resume) with weights_only=False, as torch < 2.6 did: pass only checkpoints you trust.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
 
-    @CheckpointLoader.register_scheme(prefixes='', force=True)
-    def load_from_local(filename, map_location):
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location, weights_only=False)
+def add_trust_argument(parser):
+    parser.add_argument('--trust-checkpoint', action='append', default=[], metavar='FILE', help=TRUST_HELP)
+
+
+@contextlib.contextmanager
+def checkpoint_errors_as_messages():
+    """A checkpoint that cannot be used (untrusted, unreadable, of another model) ends the tool with
+    its message, not a traceback through the Runner."""
+    from mmmobilemamba.utils.checkpoint import CheckpointError
+    try:
+        yield
+    except CheckpointError as err:
+        raise ToolError(str(err)) from None
+
+
+def trust_checkpoints(paths):
+    from mmmobilemamba.utils.checkpoint import trust_checkpoint
+    for path in paths:
+        check_checkpoint(path, '--trust-checkpoint file')
+        trust_checkpoint(path)
 
 
 # ----------------------------------------------------------------------------------- runner
 def build_runner(cfg, launcher):
-    """The config's Runner, after the process group (``--launcher``) and checkpoint loading are set up."""
+    """The config's Runner, after the process group (``--launcher``) and checkpoint loading are set up
+    (mmengine reads checkpoints through the package's weights_only loader)."""
+    from mmmobilemamba.utils.compat import read_mmengine_checkpoints_strictly
     setup_distributed(cfg, launcher)
-    load_full_checkpoints()
+    read_mmengine_checkpoints_strictly()
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

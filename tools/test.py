@@ -38,6 +38,7 @@ def parse_args(argv=None):
                         'inference convolutions): the same results up to float rounding, faster')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                    help='override config entries (applied last)')
+    rs.add_trust_argument(p)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                    help='job launcher (tools/dist_test.sh uses pytorch)')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -54,6 +55,7 @@ def build_config(args, log=print):
     task = rs.detect_task(cfg)
     rs.register_modules(task)
     rs.apply_command_line(cfg, args, task, log=log, training=False)
+    rs.trust_checkpoints(args.trust_checkpoint)
     cfg.load_from = args.checkpoint
     # weights come from the checkpoint: never read the backbone's ImageNet file
     backbone = cfg.get('model', {}).get('backbone')
@@ -104,10 +106,24 @@ def _deploy_backbone_after_loading(runner):
     runner.register_hook(DeployBackbone(), priority='LOWEST')
 
 
+def _check_checkpoint_matches(runner, path):
+    """mmengine loads ``load_from`` non-strictly (a checkpoint of another variant would be evaluated
+    with some weights missing): check every key and shape first, and stop with the differences."""
+    from mmengine.model import is_model_wrapper
+    from mmmobilemamba.utils.checkpoint import check_state_dict, read_checkpoint
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    check_state_dict(model, state, source=f'checkpoint {path!r}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg, task = build_config(args)
     runner = rs.build_runner(cfg, args.launcher)
+    with rs.checkpoint_errors_as_messages():
+        _check_checkpoint_matches(runner, args.checkpoint)
     _dump_metrics_on_rank0_only(runner)
     if args.deploy:
         _deploy_backbone_after_loading(runner)
@@ -118,7 +134,8 @@ def main(argv=None):
         else:
             from mmengine.evaluator import DumpResults
             runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    runner.test()
+    with rs.checkpoint_errors_as_messages():
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -45,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=_dict_action(), metavar='KEY=VALUE',
                    help='override config entries, e.g. train_dataloader.batch_size=8 '
                    "model.backbone.init_cfg=None (applied last)")
+    rs.add_trust_argument(p)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                    help='job launcher (tools/dist_train.sh uses pytorch)')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -63,6 +64,7 @@ def build_config(args, log=print):
     task = rs.detect_task(cfg)
     rs.register_modules(task)
     rs.apply_command_line(cfg, args, task, log=log, iters=args.toy_iters)
+    rs.trust_checkpoints(args.trust_checkpoint)
 
     if args.amp:
         import torch
@@ -93,7 +95,8 @@ def build_config(args, log=print):
 def main(argv=None):
     args = parse_args(argv)
     cfg, _ = build_config(args)
-    rs.build_runner(cfg, args.launcher).train()
+    with rs.checkpoint_errors_as_messages():
+        rs.build_runner(cfg, args.launcher).train()
 
 
 if __name__ == '__main__':

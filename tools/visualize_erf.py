@@ -25,7 +25,8 @@ Models: ``--arch`` builds ``MobileMamba(arch=...)``; ``--config`` builds
 ``cfg.model.backbone`` of an mmdet / mmseg config (``mmdet::`` / ``mmseg::`` paths to their
 stock configs work) through that package's registry, with the config's ``init_cfg`` and
 ``pretrained`` dropped (weights are only loaded from ``--checkpoint``: a backbone state dict,
-or a whole detector / segmentor checkpoint whose ``backbone.*`` entries are used). Without a
+or a whole detector / segmentor checkpoint whose ``backbone.*`` entries are used; loaded strictly,
+with ``torch.load(weights_only=True)``, by the package's loader). Without a
 checkpoint the weights are random (the ERF of the architecture, not of a trained network;
 see ``--init``).
 ``--stage`` is the backbone's stage index (MobileMamba 0/1/2 = strides 16/32/64, ResNet
@@ -128,22 +129,10 @@ def build_backbone(source, stage=None):
 
 
 def load_checkpoint(model, path):
-    """Load a backbone state dict, or the ``backbone.*`` part of a whole-model checkpoint."""
-    state = torch.load(path, map_location='cpu', weights_only=False)
-    for key in ('state_dict', 'model', 'state_dict_ema', 'model_ema'):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if any(k.startswith('backbone.') for k in state):
-        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    own = len(model.state_dict())
-    if len(missing) == own:
-        raise RuntimeError(f'{path}: none of its {len(state)} tensors match the backbone\'s names')
-    if missing or unexpected:
-        print(f'  {path}: {len(missing)} missing / {len(unexpected)} unexpected keys '
-              f'(first missing: {missing[:3]})', flush=True)
+    """Load a backbone state dict, or the ``backbone.*`` part of a whole-model checkpoint, strictly
+    and with ``torch.load(weights_only=True)`` (``mmmobilemamba.utils.checkpoint.load_pretrained``)."""
+    from mmmobilemamba.utils.checkpoint import load_pretrained
+    load_pretrained(model, path)
 
 
 def random_init(model, mode='unit-norm'):
@@ -334,6 +323,9 @@ def parse_args(argv=None):
                    help='SOURCE[@STAGE[@CHECKPOINT]] (repeatable; all go into one figure)')
     p.add_argument('--stage', type=int, help='stage index (default: the last output)')
     p.add_argument('--checkpoint', help='weights for --arch / --config')
+    p.add_argument('--trust-checkpoint', action='append', default=[], metavar='FILE',
+                   help='a checkpoint you trust: if it holds objects beyond weights (refused otherwise: '
+                   'unpickling them can run code), it is unpickled in full')
     inp = p.add_mutually_exclusive_group()
     inp.add_argument('--images', help='folder of images (default: the toy COCO images if present)')
     inp.add_argument('--random', type=int, metavar='N', help='use N standard-normal images')
@@ -358,7 +350,17 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    from mmmobilemamba.utils.checkpoint import CheckpointError, trust_checkpoint
     args = parse_args(argv)
+    for path in args.trust_checkpoint:
+        trust_checkpoint(path)
+    try:
+        return run(args)
+    except (CheckpointError, FileNotFoundError) as err:
+        raise SystemExit(f'error: {err}') from None
+
+
+def run(args):
     if args.arch or args.config:
         specs = [parse_spec(args.arch or args.config, args.stage, args.checkpoint)]
     else:

@@ -21,6 +21,7 @@ from mmmobilemamba.registry import register_model
 from ..layers.block import MobileMambaBlock, PatchMerging, local_refinement
 from ..layers.conv_bn import ConvBN, fuse_modules
 from ..layers.inference_convs import convert_for_inference
+from ..layers.selective_scan import BACKENDS as SCAN_BACKENDS
 
 __all__ = ['MobileMamba']
 
@@ -41,12 +42,20 @@ class MobileMamba(BaseModule):
         norm_eval: keep BatchNorm layers in eval mode (frozen statistics) while training.
         with_cp: gradient checkpointing per block (saves memory, costs a second forward).
         drop_path_rate: stochastic depth of the last block; ``None`` takes the variant's value.
-        global_mixer: ``'bimamba'`` (release) or ``'mambavision'`` for the WTE-Mamba branch.
-        local_kernel_sizes: MK-DeConv kernels per stage, e.g. ``((3, 5, 7),) * 3``; ``None``
-            uses one kernel per stage (7/5/3) as released.
+        global_mixer: ``'bimamba'`` (release) or ``'mambavision'`` (a MambaVision-style mixer,
+            2-D and non-causal) for the WTE-Mamba branch.
+        local_kernel_sizes: MK-DeConv kernels per stage, e.g. ``((3, 5, 7),) * 3``: one entry per
+            stage, each an odd positive int or a sequence of them; ``None`` uses one kernel per
+            stage (7/5/3) as released.
+        scan_backend: selective-scan implementation: ``'auto'`` (mamba-ssm's CUDA kernel if
+            installed, else this package's Triton kernels on CUDA, else PyTorch), ``'triton'``,
+            ``'mamba_ssm'``, ``'torch'`` or ``'reference'``; the environment variable
+            ``MMMOBILEMAMBA_SCAN_BACKEND`` overrides it.
         check_finite: in training, raise on NaN/Inf input instead of training on it.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
-            converted ImageNet weights strictly (see ``mmmobilemamba.utils.checkpoint``).
+            converted ImageNet weights strictly, with ``torch.load(weights_only=True)``; add
+            ``trusted=True`` only for a file you trust that holds more than weights (see
+            ``mmmobilemamba.utils.checkpoint``).
 
     Forward: (B, in_channels, H, W) -> tuple of (B, C_i, ceil(H/s_i), ceil(W/s_i)) for i in
     ``out_indices``, with ``C = arch_settings[arch]['embed_dims']`` and ``s = (16, 32, 64)``.
@@ -69,7 +78,7 @@ class MobileMamba(BaseModule):
                  out_indices: Sequence[int] = (0, 1, 2), frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, drop_path_rate: float = None,
                  global_mixer: str = 'bimamba', local_kernel_sizes=None, check_finite: bool = True,
-                 init_cfg: dict = None):
+                 scan_backend: str = 'auto', init_cfg: dict = None):
         super().__init__(init_cfg=init_cfg)
         self.arch = self._resolve_arch(arch)
         self.in_channels = in_channels
@@ -81,6 +90,7 @@ class MobileMamba(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.check_finite = check_finite
+        self.scan_backend = self._check_scan_backend(scan_backend)
         self.deploy = False
 
         dims, depths = self.arch['embed_dims'], self.arch['depths']
@@ -96,7 +106,7 @@ class MobileMamba(BaseModule):
 
         rate = self.arch['drop_path_rate'] if drop_path_rate is None else drop_path_rate
         rates = torch.linspace(0, rate, sum(depths)).tolist()
-        kernels_per_stage = local_kernel_sizes or (None,) * self.num_stages
+        kernels_per_stage = self._check_local_kernel_sizes(local_kernel_sizes)
         for i in range(self.num_stages):
             layers = []
             if i > 0:
@@ -109,6 +119,9 @@ class MobileMamba(BaseModule):
                     self.arch['ssm_ratio'], self.arch['d_state'],
                     local_kernel_sizes=kernels_per_stage[i], global_mixer=global_mixer))
             self.add_module(f'blocks{i + 1}', nn.Sequential(*layers))
+        for module in self.modules():  # the global mixers (SS2D, MambaVision-style) hold the choice
+            if hasattr(module, 'scan_backend'):
+                module.scan_backend = scan_backend
         self._freeze_stages()
 
     # ------------------------------------------------------------------ construction helpers
@@ -137,6 +150,31 @@ class MobileMamba(BaseModule):
                              f'counts the stem as 0 and uses (1, 2, 3); here stages are 0-based.')
         return tuple(sorted(out_indices))
 
+    def _check_local_kernel_sizes(self, local_kernel_sizes) -> tuple:
+        """One MK-DeConv kernel entry per stage (None: the release's single kernel)."""
+        if local_kernel_sizes is None:
+            return (None,) * self.num_stages
+        usage = (f'local_kernel_sizes needs one entry per stage ({self.num_stages}), each an odd positive '
+                 f'int or a sequence of them, e.g. ((3, 5, 7),) * {self.num_stages}; got {local_kernel_sizes!r}')
+        if isinstance(local_kernel_sizes, (str, int)) or not isinstance(local_kernel_sizes, Sequence) \
+                or len(local_kernel_sizes) != self.num_stages:
+            raise ValueError(usage)
+        stages = []
+        for entry in local_kernel_sizes:
+            kernels = (entry,) if isinstance(entry, int) else entry
+            if not isinstance(kernels, Sequence) or isinstance(kernels, str) or not kernels or any(
+                    isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k % 2 == 0 for k in kernels):
+                raise ValueError(usage)
+            stages.append(tuple(kernels))
+        return tuple(stages)
+
+    @staticmethod
+    def _check_scan_backend(scan_backend: str) -> str:
+        choices = ('auto',) + SCAN_BACKENDS
+        if scan_backend not in choices:
+            raise ValueError(f'scan_backend must be one of {choices}, got {scan_backend!r}')
+        return scan_backend
+
     @property
     def stages(self):
         return [getattr(self, f'blocks{i + 1}') for i in range(self.num_stages)]
@@ -158,7 +196,8 @@ class MobileMamba(BaseModule):
     def init_weights(self):
         if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
             from mmmobilemamba.utils.checkpoint import load_pretrained
-            load_pretrained(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'))
+            load_pretrained(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
+                            trusted=self.init_cfg.get('trusted', False))
             self._is_init = True
         else:
             super().init_weights()

@@ -21,9 +21,12 @@ Implementations, picked by :func:`selective_scan` at run time:
 * ``'torch'``: a parallel (chunked Hillis-Steele) scan in plain PyTorch, for CPU and anything else;
 * ``'reference'``: a sequential loop, the float64 yardstick for tests.
 
-``backend='auto'`` (default) takes the first that works for the input, in that order. The
-environment variable ``MMMOBILEMAMBA_SCAN_BACKEND`` overrides it; a requested kernel that cannot be
-imported gives one warning and the next backend.
+``backend='auto'`` (default) takes the first that works for the input, in that order; every backend
+returns float32. ``MobileMamba(scan_backend=...)`` chooses per model; the environment variable
+``MMMOBILEMAMBA_SCAN_BACKEND`` overrides that choice. A requested kernel that cannot be imported
+gives one warning and the next backend. ``'auto'`` on CUDA also warns once where it does not reach
+this package's Triton kernels: their import failed (the PyTorch scan is 26-65x slower), or an
+installed mamba-ssm takes the scan and SS2D's fused inference kernels are skipped.
 
 Where the backend resolves to ``'triton'``, SS2D has two more Triton kernels for inference, found
 with :func:`triton_inference_kernel`: ``'bidirectional_scan'`` (both scan directions in one launch,
@@ -140,6 +143,7 @@ def selective_scan_reference(u, delta, A, B, C, D=None, delta_bias=None, delta_s
 
 _LOADED_KERNELS = {}  # name -> function, filled by :func:`_load_kernel`; read directly on the hot path
 # (torch.compile traces a dict lookup, not an lru_cache call)
+_IMPORT_ERRORS = {}  # name -> 'ExceptionType: message' of a kernel whose import failed
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,7 +170,8 @@ def _load_kernel(backend: str):
             fn = depthwise_conv_triton
         else:
             return None
-    except Exception:  # ImportError, or a broken build that fails at import time
+    except Exception as err:  # ImportError, or a broken build that fails at import time
+        _IMPORT_ERRORS[backend] = f'{type(err).__name__}: {err}'
         return None
     _LOADED_KERNELS[backend] = fn
     return fn
@@ -185,16 +190,35 @@ def _warn_once(message: str):
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
+_HOW_TO_CHOOSE = ("choose explicitly with MobileMamba(scan_backend='triton'|'mamba_ssm'|'torch') "
+                  "(or the environment variable MMMOBILEMAMBA_SCAN_BACKEND)")
+
+
+def _warn_auto_misses_triton(chosen: str):
+    """One warning: ``'auto'`` on CUDA resolved to ``chosen`` instead of this package's Triton kernels."""
+    if chosen == 'mamba_ssm':
+        _warn_once(f"selective-scan backend 'auto': mamba-ssm is installed, so its CUDA kernel runs the "
+                   f"scan and SS2D's fused Triton inference kernels (both directions in one launch, "
+                   f"LayerNorm x gate) are skipped; {_HOW_TO_CHOOSE}.")
+    else:
+        reason = _IMPORT_ERRORS.get('triton', 'not importable')
+        _warn_once(f"selective-scan backend 'auto': this package's Triton kernel could not be imported "
+                   f"({reason}), so CUDA tensors take the pure-PyTorch scan ({chosen!r}, 26-65x slower). "
+                   f"Install triton (it ships with CUDA builds of torch) or {_HOW_TO_CHOOSE}.")
+
+
 @torch.compiler.assume_constant_result
 def _resolve(backend: str, device_type: str) -> str:
     """The backend to run for ``device_type`` tensors. Under ``torch.compile`` it is evaluated once,
     at trace time (the imports it tries would otherwise break the graph)."""
-    requested = os.environ.get('MMMOBILEMAMBA_SCAN_BACKEND', backend) or 'auto'
+    requested = os.environ.get('MMMOBILEMAMBA_SCAN_BACKEND') or backend or 'auto'  # empty variable: unset
     if requested not in BACKENDS + ('auto',):
         raise ValueError(f'unknown selective-scan backend {requested!r}; choose one of '
                          f'{("auto",) + BACKENDS} (argument or MMMOBILEMAMBA_SCAN_BACKEND)')
     usable = available_backends(torch.device(device_type))
     if requested == 'auto':
+        if device_type == 'cuda' and usable[0] != 'triton':
+            _warn_auto_misses_triton(usable[0])
         return usable[0]
     if requested in usable:
         return requested
@@ -203,7 +227,13 @@ def _resolve(backend: str, device_type: str) -> str:
     return usable[0]
 
 
-_IMPLEMENTATIONS = {'torch': selective_scan_torch, 'reference': selective_scan_reference}
+def _reference_backend(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
+    """The sequential reference as a dispatch backend: computed in float64, returned in float32."""
+    wide = [None if t is None else t.double() for t in (u, delta, A, B, C, D, delta_bias)]
+    return selective_scan_reference(*wide, delta_softplus=delta_softplus).float()
+
+
+_IMPLEMENTATIONS = {'torch': selective_scan_torch, 'reference': _reference_backend}
 
 
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,

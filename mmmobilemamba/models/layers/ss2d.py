@@ -27,7 +27,7 @@ class LayerNorm2d(nn.LayerNorm):
 
 def flattened_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
                              dt_projs_weight: torch.Tensor, dt_projs_bias: torch.Tensor,
-                             A_logs: torch.Tensor, Ds: torch.Tensor) -> torch.Tensor:
+                             A_logs: torch.Tensor, Ds: torch.Tensor, backend: str = 'auto') -> torch.Tensor:
     """Selective scan over the row-major flattened map, (B, D, H, W) -> float32 (B, D, H, W).
 
     With K = 1 direction the map is scanned forwards; with K = 2 forwards and reversed, and the
@@ -38,6 +38,7 @@ def flattened_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
         x_proj_weight: (K, R + 2N, D) input-dependent projections to (dt, B, C).
         dt_projs_weight: (K, D, R); dt_projs_bias: (K, D).
         A_logs: (K*D, N), ``A = -exp(A_logs)``; Ds: (K*D,) skip weights.
+        backend: the selective-scan backend (``selective_scan``'s ``backend``).
     """
     batch, channels, height, width = x.shape
     length = height * width
@@ -48,7 +49,7 @@ def flattened_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
     seq = x.flatten(2)
     A = -torch.exp(A_logs.float())
     fused = (triton_inference_kernel('bidirectional_scan', seq, x_proj_weight, dt_projs_weight,
-                                     dt_projs_bias, A_logs, Ds) if directions == 2 else None)
+                                     dt_projs_bias, A_logs, Ds, backend=backend) if directions == 2 else None)
     if fused is not None:  # projections of the un-flipped sequence; direction 1 is read backwards
         x_dbl = torch.einsum('bdl,kcd->bkcl', seq, x_proj_weight.to(seq.dtype))
         y = fused(seq, x_dbl, dt_projs_weight, A, Ds.float(), dt_projs_bias.reshape(-1).float())
@@ -60,7 +61,7 @@ def flattened_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
     ys = selective_scan(xs.reshape(batch, directions * channels, length),
                         dts.reshape(batch, directions * channels, length),
                         A, Bs, Cs, Ds.float(),
-                        dt_projs_bias.reshape(-1).float(), delta_softplus=True)
+                        dt_projs_bias.reshape(-1).float(), delta_softplus=True, backend=backend)
     ys = ys.view(batch, directions, channels, length)
     y = ys[:, 0] + ys[:, 1].flip(-1) if directions == 2 else ys[:, 0]
     return y.view(batch, channels, height, width)
@@ -83,11 +84,14 @@ class BiSS2D(nn.Module):
     ``in_proj`` (1x1 Conv-BN to 2*D, D = ssm_ratio*C) splits into the scanned path (depthwise
     3x3 conv, SiLU, bidirectional :func:`flattened_selective_scan`, LayerNorm) and a SiLU gate; their
     product goes through ``out_proj`` (1x1 Conv-BN back to C). For eager inference on CUDA the norm
-    and gate run in one kernel (``triton_inference_kernel('layer_norm_gate')``).
+    and gate run in one kernel (``triton_inference_kernel('layer_norm_gate')``). ``scan_backend``
+    picks the selective-scan backend (set by ``MobileMamba(scan_backend=...)``).
     """
 
-    def __init__(self, channels: int, d_state: int = 1, ssm_ratio: float = 2.0, d_conv: int = 3):
+    def __init__(self, channels: int, d_state: int = 1, ssm_ratio: float = 2.0, d_conv: int = 3,
+                 scan_backend: str = 'auto'):
         super().__init__()
+        self.scan_backend = scan_backend
         inner = int(ssm_ratio * channels)
         rank = math.ceil(channels / 16)
         self.in_proj = ConvBN(channels, 2 * inner)
@@ -101,7 +105,7 @@ class BiSS2D(nn.Module):
         x, gate = self.in_proj(x).chunk(2, dim=1)
         x = self.act(self.conv2d(x))
         y = flattened_selective_scan(x, self.x_proj_weight, self.dt_projs_weight,
-                                     self.dt_projs_bias, self.A_logs, self.Ds)
+                                     self.dt_projs_bias, self.A_logs, self.Ds, self.scan_backend)
         return self.out_proj(self.norm_and_gate(y, gate, x.dtype))
 
     def norm_and_gate(self, y: torch.Tensor, gate: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -109,7 +113,8 @@ class BiSS2D(nn.Module):
         norm = self.out_norm
         # under torch.compile, inductor fuses these ops with their neighbours: faster than our kernel
         fused = (None if torch.compiler.is_compiling()
-                 else triton_inference_kernel('layer_norm_gate', y, gate, norm.weight, norm.bias))
+                 else triton_inference_kernel('layer_norm_gate', y, gate, norm.weight, norm.bias,
+                                              backend=self.scan_backend))
         if fused is not None:
             return fused(y.flatten(2), gate.flatten(2), norm.weight, norm.bias, norm.eps, dtype).view(gate.shape)
         return norm(y).to(dtype) * self.act(gate)

@@ -33,7 +33,7 @@ class WTEMamba(nn.Module):
 
     Args:
         global_mixer: ``'bimamba'`` (the release's bidirectional SS2D) or ``'mambavision'``
-            (the MambaVision mixer: scanned SSM half + symmetric non-SSM half).
+            (a MambaVision-style mixer, 2-D and non-causal: scanned SSM half + symmetric non-SSM half).
     """
 
     def __init__(self, channels: int, kernel_size: int = 5, ssm_ratio: float = 2.0,
