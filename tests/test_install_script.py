@@ -113,7 +113,7 @@ def test_no_torch_no_gpu_installs_the_cpu_build_explicitly(tmp_path):
     assert lines and all('torch==2.13.0+cpu' in line for line in lines), lines
     assert '--extra-index-url https://download.pytorch.org/whl/cpu' in lines[0]
     build = next(line for line in out.stdout.splitlines() if ' pip wheel ' in line)
-    assert 'FORCE_CUDA=0' in build and 'CFLAGS=-g0 -O1' in build
+    assert 'FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= ' in build and 'CFLAGS=-g0 -O1' in build
 
 
 def test_no_torch_with_a_gpu_gets_the_cuda_build(tmp_path):
@@ -123,3 +123,11 @@ def test_no_torch_with_a_gpu_gets_the_cuda_build(tmp_path):
     out = _run(_no_torch(tmp_path), tmp_path / 'wheels', extra_path=bin_dir)
     assert out.returncode == 0, out.stdout
     assert '-q torch==2.13.0\n' in out.stdout + '\n' and '+cpu' not in out.stdout
+
+
+def test_force_cuda_0_builds_cpu_ops_with_the_gpus_hidden(tmp_path, cuda_home):
+    out = _run(_fake_torch(tmp_path, str(cuda_home)), tmp_path / 'wheels', FORCE_CUDA='0')
+    assert out.returncode == 0, out.stdout
+    build = next(line for line in out.stdout.splitlines() if ' pip wheel ' in line)
+    assert 'FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= ' in build and 'TORCH_CUDA_ARCH_LIST' not in build
+    assert '-torch2.11.0+cu130-cpu' in build

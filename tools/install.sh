@@ -81,7 +81,8 @@ if [ "$TARGET" = cuda ]; then
   echo "mmcv: CUDA $CUDA_VERSION ops for compute capability $ARCHS (nvcc: $NVCC)"
 else
   KEY="$TORCH_ID-cpu"
-  BUILD_ENV=(FORCE_CUDA=0 "CFLAGS=${CFLAGS:--g0 -O1}")
+  # mmcv's setup.py builds CUDA ops whenever torch sees a GPU: hide the GPUs from the CPU build
+  BUILD_ENV=(FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= "CFLAGS=${CFLAGS:--g0 -O1}")
   echo "mmcv: CPU ops"
 fi
 
