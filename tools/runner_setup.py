@@ -224,7 +224,8 @@ def apply_toy(cfg, task, iters=TOY_ITERS, size=TOY_SIZE, data_root=None, trainin
 
     1. data root -> data/toy/coco/ or data/toy/ade/ADEChallengeData2016 (or ``data_root``);
     2. image sizes x f, f = size / (short side of the test Resize scale): every Resize /
-       RandomResize scale, crop size, Pad size, the preprocessor's fixed size, slide window;
+       RandomResize scale, crop size, Pad size, the preprocessor's fixed size, slide window
+       (``size=0`` keeps the config's sizes, e.g. on a GPU);
     3. schedule: IterBasedTrainLoop of ``iters`` iterations (InfiniteSampler), validation and a
        checkpoint at the end, lr warm-up (LinearLR from 0.1x) over the first half, then constant;
     4. logging every iteration (no smoothing window);
@@ -240,7 +241,7 @@ def apply_toy(cfg, task, iters=TOY_ITERS, size=TOY_SIZE, data_root=None, trainin
     changes.append(f'data root {old!r} -> {new!r}')
 
     short = _test_scale(cfg)
-    if short:
+    if short and size:  # size 0: keep the config's image sizes
         f = size / short
         scale_images(cfg, f)
         changes.append(f'image sizes x{f:.3g} (test short side {short} -> {size} px)')
@@ -418,6 +419,7 @@ def setup_distributed(cfg, launcher, log=print):
         dist.init_process_group(backend='gloo', **kwargs)
         atexit.register(_close_process_group)
     _convert_syncbn(cfg.get('model', {}))
+    cfg.pop('sync_bn', None)  # sync_bn=torch|mmcv: SyncBatchNorm has no CPU implementation
     cfg.model_wrapper_cfg = dict(
         type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False),

@@ -32,7 +32,7 @@ def parse_args(argv=None):
                    '(det: DIR is relative to WORK_DIR/TIMESTAMP; seg: DIR/vis_data/vis_image)')
     p.add_argument('--data-root', metavar='DIR', help="replace the config's data_root everywhere")
     p.add_argument('--toy', action='store_true', help='evaluate on the toy data, small images (as train.py --toy)')
-    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE})')
+    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE}; 0: the config\'s sizes)')
     p.add_argument('--deploy', action='store_true',
                    help="evaluate with the backbone in deploy mode (MobileMamba's switch_to_deploy(): BN folded, "
                         'inference convolutions): the same results up to float rounding, faster')

@@ -41,7 +41,7 @@ def parse_args(argv=None):
                    help='run on the toy data (python tools/make_toy_data.py) with a short schedule '
                    'and small images, so a CPU run takes minutes (what it changes: above)')
     p.add_argument('--toy-iters', type=int, default=rs.TOY_ITERS, help=f'--toy: training iterations (default {rs.TOY_ITERS})')
-    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE})')
+    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE}; 0: the config\'s sizes)')
     p.add_argument('--cfg-options', nargs='+', action=_dict_action(), metavar='KEY=VALUE',
                    help='override config entries, e.g. train_dataloader.batch_size=8 '
                    "model.backbone.init_cfg=None (applied last)")
