@@ -17,11 +17,15 @@ SIZES = [((8, 8), (512, 512)),      # a stride-64 head to its 512x512 label
          ((32, 1), (100, 7))]
 
 
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('align_corners', [False, True])
 @pytest.mark.parametrize('in_size,out_size', SIZES)
-def test_equals_interpolate_forward_and_backward(in_size, out_size, align_corners):
+def test_equals_interpolate_forward_and_backward(in_size, out_size, align_corners, device):
     torch.manual_seed(0)
-    x = torch.randn(2, 3, *in_size, requires_grad=True)
+    x = torch.randn(2, 3, *in_size, device=device, requires_grad=True)
     x_gemm = x.detach().clone().requires_grad_()
     ref = F.interpolate(x, out_size, mode='bilinear', align_corners=align_corners)
     out = bilinear_resize_gemm(x_gemm, out_size, align_corners)
@@ -41,13 +45,20 @@ def test_float64_is_exact_to_float64_rounding():
     torch.testing.assert_close(bilinear_resize_gemm(x, (17, 30)), ref, atol=1e-12, rtol=0)
 
 
-def test_half_inputs_rounded_once_and_dtype_kept():
-    x = torch.randn(2, 4, 8, 8)
+@pytest.mark.parametrize('device', DEVICES)
+def test_half_inputs_rounded_once_and_dtype_kept(device):
+    x = torch.randn(2, 4, 8, 8, device=device)
     out = bilinear_resize_gemm(x.to(torch.bfloat16), (64, 40))
     assert out.dtype == torch.bfloat16
     ref = F.interpolate(x.to(torch.bfloat16).float(), (64, 40), mode='bilinear', align_corners=False)
     # float32 sums in another order than F.interpolate's: at most one bfloat16 ulp apart
     torch.testing.assert_close(out.float(), ref, atol=1e-6, rtol=2 ** -8)
+    if device == 'cuda':  # under autocast the products still run in float32
+        with torch.autocast('cuda', dtype=torch.float16):
+            out = bilinear_resize_gemm(x.half(), (64, 40))
+        ref = F.interpolate(x.half(), (64, 40), mode='bilinear', align_corners=False)
+        assert out.dtype == torch.float16
+        torch.testing.assert_close(out, ref, atol=1e-3, rtol=2 ** -10)
 
 
 def test_matrix_rows_are_interpolation_weights():
