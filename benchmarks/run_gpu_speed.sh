@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Training speed on one GPU, in three parts that each fit one 10-minute device call:
+# Training speed on one GPU, in parts that each fit one 10-minute device call:
 #   bash benchmarks/run_gpu_speed.sh train    # train_step table (fp32/fp16/bf16) + test_step with NMS
 #   bash benchmarks/run_gpu_speed.sh levers   # RetinaNet-S6 levers one at a time, fp32 and bf16
+#   bash benchmarks/run_gpu_speed.sh compile  # the torch.compile lever alone (compilation takes minutes)
 #   bash benchmarks/run_gpu_speed.sh trunk    # S6 trunk, ours vs the release's kernel (RELEASE=path)
-#   bash benchmarks/run_gpu_speed.sh all      # the three in one process each, one after the other
+#   bash benchmarks/run_gpu_speed.sh all      # every part, one process each, one after the other
 # Tables go to stdout and to benchmarks/train_speed_<part>.md. Needs mmcv with its CUDA ops, mmdet
 # and mmseg; for the trunk, a copy of the official release at $RELEASE with its compiled
 # selective_scan_cuda_oflex on PYTHONPATH.
@@ -20,8 +21,11 @@ if [ "$part" = train ] || [ "$part" = all ]; then
         --out benchmarks/train_speed_train.md
 fi
 if [ "$part" = levers ] || [ "$part" = all ]; then
-  bench --models --levers tf32 conv-proj channels-last no-finite-check cuda-graph compile \
+  bench --models --levers tf32 conv-proj channels-last no-finite-check cuda-graph \
         --lever-models retinanet-S6 --out benchmarks/train_speed_levers.md
+fi
+if [ "$part" = compile ] || [ "$part" = all ]; then
+  bench --models --levers compile --lever-models retinanet-S6 --out benchmarks/train_speed_compile.md
 fi
 if [ "$part" = trunk ] || [ "$part" = all ]; then
   release_args=()
