@@ -45,17 +45,26 @@ def test_float64_is_exact_to_float64_rounding():
     torch.testing.assert_close(bilinear_resize_gemm(x, (17, 30)), ref, atol=1e-12, rtol=0)
 
 
+def test_matrix_form_only_where_a_gradient_is_wanted():
+    x = torch.randn(1, 2, 4, 4)
+    assert bilinear_resize_gemm(x, (16, 16)).grad_fn is None                   # F.interpolate, no graph
+    y = bilinear_resize_gemm(x.requires_grad_(), (16, 16))
+    assert type(y.grad_fn).__name__ == '_SeparableResizeBackward'
+    with torch.no_grad():
+        assert bilinear_resize_gemm(x, (16, 16)).grad_fn is None
+
+
 @pytest.mark.parametrize('device', DEVICES)
 def test_half_inputs_rounded_once_and_dtype_kept(device):
     x = torch.randn(2, 4, 8, 8, device=device)
-    out = bilinear_resize_gemm(x.to(torch.bfloat16), (64, 40))
+    out = bilinear_resize_gemm(x.to(torch.bfloat16).requires_grad_(), (64, 40))
     assert out.dtype == torch.bfloat16
     ref = F.interpolate(x.to(torch.bfloat16).float(), (64, 40), mode='bilinear', align_corners=False)
     # float32 sums in another order than F.interpolate's: at most one bfloat16 ulp apart
     torch.testing.assert_close(out.float(), ref, atol=1e-6, rtol=2 ** -8)
     if device == 'cuda':  # under autocast the products still run in float32
         with torch.autocast('cuda', dtype=torch.float16):
-            out = bilinear_resize_gemm(x.half(), (64, 40))
+            out = bilinear_resize_gemm(x.half().requires_grad_(), (64, 40))
         ref = F.interpolate(x.half(), (64, 40), mode='bilinear', align_corners=False)
         assert out.dtype == torch.float16
         torch.testing.assert_close(out, ref, atol=1e-3, rtol=2 ** -10)

@@ -84,16 +84,18 @@ def bilinear_resize_gemm(x: torch.Tensor, size: Sequence[int], align_corners: bo
     Returns:
         (B, C, H_out, W_out) tensor in x's dtype. The products run in float32 (float64 for float64
         input) whatever the autocast state, so half-precision inputs are rounded once, like
-        ``F.interpolate``'s. Where the size is unchanged it returns ``F.interpolate``'s identity.
+        ``F.interpolate``'s. Where no gradient is wanted (inference, export) or the size is
+        unchanged, it is ``F.interpolate`` itself: the same values, a forward as fast, and an
+        ONNX ``Resize`` when exported; the matrix form is for the backward.
 
     Example:
-        >>> x = torch.randn(2, 150, 8, 8)
+        >>> x = torch.randn(2, 150, 8, 8, requires_grad=True)
         >>> bilinear_resize_gemm(x, (512, 512)).shape
         torch.Size([2, 150, 512, 512])
     """
     out_h, out_w = int(size[0]), int(size[1])
     height, width = x.shape[-2:]
-    if (out_h, out_w) == (height, width):
+    if (out_h, out_w) == (height, width) or not (torch.is_grad_enabled() and x.requires_grad):
         return F.interpolate(x, (out_h, out_w), mode='bilinear', align_corners=align_corners)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     a_h = bilinear_matrix(height, out_h, bool(align_corners), x.device, work)
