@@ -21,8 +21,9 @@ if [ "$part" = train ] || [ "$part" = all ]; then
         --out benchmarks/train_speed_train.md
 fi
 if [ "$part" = levers ] || [ "$part" = all ]; then
-  bench --models --levers tf32 conv-proj channels-last no-finite-check cuda-graph \
-        --lever-models retinanet-S6 --out benchmarks/train_speed_levers.md
+  bench --models --levers tf32 conv-proj channels-last no-finite-check cuda-graph fused-adamw \
+        conv-proj+no-finite-check+fused-adamw conv-proj+cuda-graph+fused-adamw \
+        --lever-models retinanet-S6 retinanet-R18 --out benchmarks/train_speed_levers.md
 fi
 if [ "$part" = compile ] || [ "$part" = all ]; then
   bench --models --levers compile --lever-models retinanet-S6 --out benchmarks/train_speed_compile.md

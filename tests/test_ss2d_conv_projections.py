@@ -50,3 +50,19 @@ def test_one_direction(monkeypatch):
     ref = flattened_selective_scan(seq, *params)
     monkeypatch.setenv('MMMOBILEMAMBA_SS2D_CONV_PROJ', '1')
     torch.testing.assert_close(flattened_selective_scan(seq, *params), ref, atol=1e-10, rtol=1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA scan kernels')
+@pytest.mark.parametrize('shape', [(2, 24, 5, 7), (2, 24, 16, 16)])
+def test_conv_projections_on_cuda(shape, monkeypatch):
+    """The Triton scan reads the strided B/C views; TF32 off so both forms are float32 throughout."""
+    block = _randomised_block().cuda()
+    block.train()
+    x = torch.randn(*shape, device='cuda')
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        y0, gx0, g0 = _outputs_and_grads(block, x, monkeypatch, conv=False)
+        y1, gx1, g1 = _outputs_and_grads(block, x, monkeypatch, conv=True)
+    torch.testing.assert_close(y1, y0, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(gx1, gx0, atol=1e-4, rtol=1e-3)
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], atol=1e-3, rtol=1e-3, msg=name)

@@ -195,10 +195,6 @@ def build_optim_wrapper(model, precision: str):
 
 
 # ------------------------------------------------------------------------------------ the levers
-def _is_mobilemamba(model) -> bool:
-    return type(getattr(model, 'backbone', None)).__name__ == 'MobileMamba'
-
-
 class _ChannelsLastInput(torch.nn.Module):
     """Runs ``module`` on a channels-last copy of its input."""
 
@@ -259,6 +255,15 @@ def _tf32_matmul():
         torch.set_float32_matmul_precision(previous)
 
 
+@contextlib.contextmanager
+def _fused_adamw():
+    ADAMW['fused'] = True
+    try:
+        yield
+    finally:
+        ADAMW.pop('fused')
+
+
 # lever -> (what it does, model transform or None, context manager factory or None)
 LEVERS: Dict[str, tuple] = {
     'tf32': ('every float32 matmul on TF32 tensor cores (torch.set_float32_matmul_precision("high"))',
@@ -270,6 +275,7 @@ LEVERS: Dict[str, tuple] = {
     'compile': ('torch.compile(backbone) (inductor, default mode)', _apply_compile, None),
     'cuda-graph': ('backbone forward and backward replayed as CUDA graphs (make_graphed_callables)',
                    _apply_cuda_graph, None),
+    'fused-adamw': ('AdamW(fused=True), a fused multi-tensor update', None, _fused_adamw),
 }
 
 
@@ -357,7 +363,7 @@ def section_train(args, device) -> str:
 
 
 def section_levers(args, device) -> str:
-    """Each lever alone against the same model without it, in one process."""
+    """Each lever (or '+'-joined combination) against the same model without it, in one process."""
     rows = []
     for name in args.lever_models:
         spec = _spec_for(name, args)
@@ -370,12 +376,14 @@ def section_levers(args, device) -> str:
                 model = None
                 try:
                     model = build_model(cfg, device)
-                    if not _is_mobilemamba(model):
-                        raise ValueError('levers apply to MobileMamba backbones')
-                    description, transform, context = LEVERS.get(lever, ('baseline', None, None))
-                    if transform is not None:
-                        transform(model, precision, data)
-                    with (context() if context else contextlib.nullcontext()):
+                    parts = [] if lever == 'none' else lever.split('+')
+                    with contextlib.ExitStack() as stack:
+                        for part in parts:
+                            _, transform, context = LEVERS[part]
+                            if transform is not None:
+                                transform(model, precision, data)
+                            if context is not None:
+                                stack.enter_context(context())
                         ms, mem = time_train(model, data, precision, device, args)
                     base = ms if lever == 'none' else base
                     rows.append([name, precision, lever, ms, f'{base / ms:.2f}x' if base else '-', mem])
@@ -383,9 +391,19 @@ def section_levers(args, device) -> str:
                     rows.append([name, precision, lever, _failure(f'{name} {lever}', e), '-', '-'])
                 print(f'  {name} {precision} {lever}: {_fmt(rows[-1][3])} ms', flush=True)
                 del model
-    legend = '; '.join(f'{k}: {v[0]}' for k, v in LEVERS.items() if k in args.levers)
-    return table(f'Training-speed levers, one at a time (speed-up = baseline ms / lever ms). {legend}',
+    used = {part for lever in args.levers for part in lever.split('+')}
+    legend = '; '.join(f'{k}: {v[0]}' for k, v in LEVERS.items() if k in used)
+    return table(f'Training-speed levers (speed-up = baseline ms / lever ms). {legend}',
                  ['model', 'precision', 'lever', 'ms/iter', 'speed-up', 'peak MiB'], rows)
+
+
+def _lever(text: str) -> str:
+    """argparse type: a lever name or several joined by '+'."""
+    unknown = [part for part in text.split('+') if part not in LEVERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f'unknown lever(s) {unknown}; choose from {list(LEVERS)}, '
+                                         'or join several with +')
+    return text
 
 
 # ------------------------------------------------------------------------------------- output
@@ -434,9 +452,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument('--warmup', type=int, help='warm-up iterations (default 3 CUDA / 1 CPU)')
     parser.add_argument('--size', nargs=2, type=int, metavar=('H', 'W'), help='override every input size')
     parser.add_argument('--batch', type=int, help='override every training batch')
-    parser.add_argument('--levers', nargs='*', default=[], choices=list(LEVERS),
-                        help='training-speed levers to compare one at a time against the baseline')
-    parser.add_argument('--lever-models', nargs='+', default=['retinanet-S6'], choices=list(MODEL_SPECS))
+    parser.add_argument('--levers', nargs='*', default=[], type=_lever,
+                        help=f'training-speed levers to compare against the baseline, one at a time or '
+                        f'joined with + (e.g. conv-proj+cuda-graph); of {list(LEVERS)}')
+    parser.add_argument('--lever-models', nargs='+', default=['retinanet-S6'], choices=list(MODEL_SPECS),
+                        help='models of the lever table (SS2D levers change nothing in ResNet models)')
     parser.add_argument('--lever-precisions', nargs='+', choices=list(AUTOCAST),
                         help='precisions of the lever table (default fp32 bf16 on CUDA, fp32 on CPU)')
     parser.add_argument('--trunk', action='store_true', help='time the S6 trunk (stem + 3 stages, forward + '
