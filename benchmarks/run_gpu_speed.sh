@@ -5,7 +5,7 @@
 #   bash benchmarks/run_gpu_speed.sh compile  # the torch.compile lever alone (compilation takes minutes)
 #   bash benchmarks/run_gpu_speed.sh trunk    # S6 trunk, ours vs the release's kernel (RELEASE=path)
 #   bash benchmarks/run_gpu_speed.sh all      # every part, one process each, one after the other
-# Tables go to stdout and to benchmarks/train_speed_<part>.md. Needs mmcv with its CUDA ops, mmdet
+# Tables go to stdout and to train_speed_<part>.md in $OUT (the device tool's result folder) or benchmarks/. Needs mmcv with its CUDA ops, mmdet
 # and mmseg; for the trunk, a copy of the official release at $RELEASE with its compiled
 # selective_scan_cuda_oflex on PYTHONPATH.
 set -u
@@ -13,23 +13,24 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 part=${1:-all}
 RELEASE=${RELEASE:-.gpu/release}
+dir=${OUT:-benchmarks}
 bench() { python -m mmmobilemamba.apis.benchmark_train "$@"; }
 
 if [ "$part" = train ] || [ "$part" = all ]; then
   bench --models retinanet-S6 retinanet-R18 retinanet-R50 retinanet-B1 mask-rcnn-S6 mask-rcnn-R50 \
         pspnet-S6 pspnet-S6-stock-heads pspnet-R50 pspnet-R18 deeplabv3-S6 deeplabv3-B4 pspnet-B4 \
-        --out benchmarks/train_speed_train.md
+        --out "$dir/train_speed_train.md"
 fi
 if [ "$part" = levers ] || [ "$part" = all ]; then
   bench --models --levers tf32 conv-proj channels-last no-finite-check cuda-graph fused-adamw \
         conv-proj+no-finite-check+fused-adamw conv-proj+cuda-graph+fused-adamw \
-        --lever-models retinanet-S6 retinanet-R18 --out benchmarks/train_speed_levers.md
+        --lever-models retinanet-S6 retinanet-R18 --out "$dir/train_speed_levers.md"
 fi
 if [ "$part" = compile ] || [ "$part" = all ]; then
-  bench --models --levers compile --lever-models retinanet-S6 --out benchmarks/train_speed_compile.md
+  bench --models --levers compile --lever-models retinanet-S6 --out "$dir/train_speed_compile.md"
 fi
 if [ "$part" = trunk ] || [ "$part" = all ]; then
   release_args=()
   [ -d "$RELEASE" ] && release_args=(--release-repo "$RELEASE")
-  bench --models --trunk --trunk-levers conv-proj tf32 "${release_args[@]}" --out benchmarks/train_speed_trunk.md
+  bench --models --trunk --trunk-levers conv-proj tf32 --trunk-profile "${release_args[@]}" --out "$dir/train_speed_trunk.md"
 fi

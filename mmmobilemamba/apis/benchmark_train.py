@@ -468,6 +468,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument('--trunk-precisions', nargs='+', choices=['fp32', 'bf16', 'fp16'])
     parser.add_argument('--trunk-levers', nargs='*', default=[], choices=['tf32', 'conv-proj'],
                         help='extra rows: our trunk with each of these levers')
+    parser.add_argument('--trunk-profile', action='store_true',
+                        help='also print the top CUDA kernels of each trunk (last shape, fp32, 3 steps)')
     parser.add_argument('--out', help='also write the tables (markdown) to this file')
     return parser
 

@@ -99,6 +99,19 @@ def measure_trunk(trunk, x, precision, device, args) -> Tuple[float, float, floa
     return gpu, wall, mem
 
 
+def kernel_profile(trunk, x, precision, device, steps: int = 3, top: int = 12) -> str:
+    """torch.profiler's table of the ``top`` CUDA kernels by total GPU time over ``steps`` steps."""
+    from torch.profiler import ProfilerActivity, profile
+    step = train_step_fn(trunk, x, precision, device)
+    step()
+    synchronize(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        synchronize(device)
+    return prof.key_averages().table(sort_by='self_device_time_total', row_limit=top, max_name_column_width=70)
+
+
 def section_trunk(args, device) -> str:
     from mmmobilemamba import MobileMamba
 
@@ -131,6 +144,13 @@ def section_trunk(args, device) -> str:
                 ratio = f'{release[0] / gpu:.2f}x / {release[1] / wall:.2f}x' if release else '-'
                 rows.append([f'{height}x{width}, {batch}', precision, label, gpu, wall, mem, ratio])
                 print(f'  trunk {text} {precision} {label}: GPU {gpu:.1f} ms, wall {wall:.1f} ms', flush=True)
+    if args.trunk_profile and device.type == 'cuda':
+        batch, height, width = _parse_shape(args.trunk_shapes[-1])
+        x = torch.randn(batch, 3, height, width, device=device)
+        for label, trunk, context in variants:
+            with context():
+                print(f'### kernels of {label}, {height}x{width} batch {batch} fp32, 3 steps\n'
+                      f'{kernel_profile(trunk, x, "fp32", device)}', flush=True)
     return table('S6 trunk (stem + 3 stages), forward + backward in training mode; release = official code '
                  'with its CUDA kernel; GPU ms without host gaps; speed-up = release ms / this ms (GPU / wall)',
                  ['input, batch', 'precision', 'trunk', 'GPU ms', 'wall ms', 'peak MiB', 'speed-up vs release'],
