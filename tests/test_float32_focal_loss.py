@@ -5,11 +5,13 @@ import torch
 
 import mmmobilemamba.models.losses  # noqa: F401  (registers Float32FocalLoss)
 from mmdet.registry import MODELS
+from mmengine.registry import init_default_scope
 
 CFG = dict(use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
 
 
 def _inputs(device='cpu'):
+    init_default_scope('mmdet')  # other tests may leave another scope as the default
     torch.manual_seed(0)
     pred = torch.randn(64, 80, device=device) * 3
     target = torch.randint(0, 81, (64,), device=device)  # 80 = background
