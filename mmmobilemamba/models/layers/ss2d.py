@@ -81,13 +81,16 @@ def conv_projections(seq: torch.Tensor, x_proj_weight: torch.Tensor, dt_projs_we
                      rank: int, states: int):
     """Scan inputs of both directions from 1x1 convolutions of the un-flipped sequence.
 
-    Same values as the einsum form in :func:`flattened_selective_scan`, fewer and cheaper launches:
+    The einsum form's values (to float32 rounding; to TF32 rounding where cuDNN uses TF32), with
+    fewer and cheaper launches:
     direction 1 scans the reversed sequence, so its (dt, B, C) projections are the reversed
     projections of ``seq`` (one conv for both directions, then only the R + 2N projected channels
     are flipped, not the D input channels); the dt projection of both directions is one grouped conv
     whose weight has zero columns for the B and C rows. As convolutions they run on cuDNN, which
     (``torch.backends.cudnn.allow_tf32``, on by default) uses TF32 tensor cores for float32 as in
-    every other convolution of the block; the einsums are float32 GEMMs without tensor cores.
+    every other convolution of the block; the einsums are float32 GEMMs without tensor cores (while
+    ``torch.backends.cuda.matmul.allow_tf32`` is off, PyTorch's default), and the weight gradients of
+    their small (R + 2N) x D and D x R weights are long reductions over all tokens.
 
     Args:
         seq: (B, D, L); x_proj_weight (K, R + 2N, D); dt_projs_weight (K, D, R).
