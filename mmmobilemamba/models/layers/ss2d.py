@@ -82,8 +82,7 @@ def conv_projections(seq: torch.Tensor, x_proj_weight: torch.Tensor, dt_projs_we
     """Scan inputs of both directions from 1x1 convolutions of the un-flipped sequence.
 
     The einsum form's values (to float32 rounding; to TF32 rounding where cuDNN uses TF32), with
-    fewer and cheaper launches:
-    direction 1 scans the reversed sequence, so its (dt, B, C) projections are the reversed
+    fewer and cheaper launches: direction 1 scans the reversed sequence, so its (dt, B, C) are the reversed
     projections of ``seq`` (one conv for both directions, then only the R + 2N projected channels
     are flipped, not the D input channels); the dt projection of both directions is one grouped conv
     whose weight has zero columns for the B and C rows. As convolutions they run on cuDNN, which
