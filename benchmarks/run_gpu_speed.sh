@@ -2,9 +2,9 @@
 # Training speed on one GPU, in parts that each fit one 10-minute device call:
 #   bash benchmarks/run_gpu_speed.sh train    # train_step table (fp32/fp16/bf16) + test_step with NMS
 #   bash benchmarks/run_gpu_speed.sh levers   # RetinaNet-S6 levers one at a time, fp32 and bf16
-#   bash benchmarks/run_gpu_speed.sh compile  # the torch.compile lever alone (compilation takes minutes)
+#   bash benchmarks/run_gpu_speed.sh compile  # the torch.compile lever alone (not in 'all': compiling takes minutes)
 #   bash benchmarks/run_gpu_speed.sh trunk    # S6 trunk, ours vs the release's kernel (RELEASE=path)
-#   bash benchmarks/run_gpu_speed.sh all      # every part, one process each, one after the other
+#   bash benchmarks/run_gpu_speed.sh all      # train, levers, trunk: one process each, one after the other
 # Tables go to stdout and to train_speed_<part>.md in $OUT (the device tool's result folder) or benchmarks/. Needs mmcv with its CUDA ops, mmdet
 # and mmseg; for the trunk, a copy of the official release at $RELEASE with its compiled
 # selective_scan_cuda_oflex on PYTHONPATH.
@@ -24,9 +24,9 @@ fi
 if [ "$part" = levers ] || [ "$part" = all ]; then
   bench --models --levers tf32 conv-proj channels-last no-finite-check cuda-graph fused-adamw \
         conv-proj+no-finite-check+fused-adamw conv-proj+cuda-graph+fused-adamw \
-        --lever-models retinanet-S6 retinanet-R18 --out "$dir/train_speed_levers.md"
+        --lever-models retinanet-S6 --out "$dir/train_speed_levers.md"
 fi
-if [ "$part" = compile ] || [ "$part" = all ]; then
+if [ "$part" = compile ]; then
   bench --models --levers compile --lever-models retinanet-S6 --out "$dir/train_speed_compile.md"
 fi
 if [ "$part" = trunk ] || [ "$part" = all ]; then
