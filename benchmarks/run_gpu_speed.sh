@@ -12,9 +12,11 @@ set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 part=${1:-all}
+shift $(( $# > 0 ? 1 : 0 ))  # further arguments go to every part, e.g. --iters 5
 RELEASE=${RELEASE:-.gpu/release}
 dir=${OUT:-benchmarks}
-bench() { python -m mmmobilemamba.apis.benchmark_train "$@"; }
+extra=("$@")
+bench() { python -m mmmobilemamba.apis.benchmark_train "$@" "${extra[@]}"; }
 
 if [ "$part" = train ] || [ "$part" = all ]; then
   bench --models retinanet-S6 retinanet-R18 retinanet-R50 retinanet-B1 mask-rcnn-S6 mask-rcnn-R50 \
