@@ -12,6 +12,10 @@ _base_ = [
     '../_base_/det_runtime.py',
 ]
 
+# Float32FocalLoss: mmdet's FocalLoss on float32 logits (mmcv's CUDA op has no bf16 kernel)
+custom_imports = dict(imports=['mmmobilemamba', 'mmmobilemamba.models.losses'],
+                      allow_failed_imports=False)
+
 model = dict(
     type='RetinaNet',
     data_preprocessor=dict(
@@ -52,7 +56,7 @@ model = dict(
             type='DeltaXYWHBBoxCoder',
             target_means=[0.0, 0.0, 0.0, 0.0],
             target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+        loss_cls=dict(type='Float32FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
     train_cfg=dict(
         assigner=dict(

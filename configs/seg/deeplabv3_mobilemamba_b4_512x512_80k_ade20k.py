@@ -12,9 +12,13 @@ _base_ = [
     '../_base_/seg_runtime.py',
 ]
 
+# the GemmResize* heads (mmseg heads whose logit upsampling runs as two GEMMs)
+custom_imports = dict(imports=['mmmobilemamba', 'mmmobilemamba.models.decode_heads'],
+                      allow_failed_imports=False)
+
 model = dict(
     decode_head=dict(
-        type='ASPPHead',
+        type='GemmResizeASPPHead',  # ASPPHead, logits upsampled by two GEMMs
         in_channels=448,
         in_index=2,
         channels=256,

@@ -12,10 +12,14 @@ _base_ = [
     '../_base_/seg_runtime.py',
 ]
 
+# the GemmResize* heads (mmseg heads whose logit upsampling runs as two GEMMs)
+custom_imports = dict(imports=['mmmobilemamba', 'mmmobilemamba.models.decode_heads'],
+                      allow_failed_imports=False)
+
 model = dict(
     neck=dict(type='FPN', in_channels=[200, 376, 448], out_channels=256, num_outs=3),
     decode_head=dict(
-        type='FPNHead',
+        type='GemmResizeFPNHead',  # FPNHead, logits upsampled by two GEMMs
         in_channels=[256, 256, 256],
         in_index=[0, 1, 2],
         feature_strides=[16, 32, 64],

@@ -21,7 +21,7 @@ model = dict(
         drop_path_rate=0.03,
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_b4.pth')),
     auxiliary_head=dict(
-        type='FCNHead',
+        type='GemmResizeFCNHead',  # FCNHead, logits upsampled by two GEMMs
         in_channels=376,
         in_index=1,
         channels=256,

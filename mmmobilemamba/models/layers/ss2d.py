@@ -6,6 +6,7 @@ follow the official MobileMamba release (``in_proj``, ``conv2d``, ``x_proj_weigh
 ``dt_projs_weight``, ``dt_projs_bias``, ``A_logs``, ``Ds``, ``out_norm``, ``out_proj``).
 """
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ from torch import nn
 from .conv_bn import ConvBN
 from .selective_scan import selective_scan, triton_inference_kernel
 
-__all__ = ['LayerNorm2d', 'BiSS2D', 'flattened_selective_scan', 'init_scan_parameters']
+__all__ = ['LayerNorm2d', 'BiSS2D', 'flattened_selective_scan', 'conv_projections', 'init_scan_parameters']
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -32,7 +33,8 @@ def flattened_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
 
     With K = 1 direction the map is scanned forwards; with K = 2 forwards and reversed, and the
     two outputs are summed (the release's bidirectional "v052d" scan). For K = 2 inference on CUDA
-    both directions run in one fused kernel (``triton_inference_kernel('bidirectional_scan')``).
+    both directions run in one fused kernel (``triton_inference_kernel('bidirectional_scan')``);
+    with ``MMMOBILEMAMBA_SS2D_CONV_PROJ=1`` the scan inputs come from :func:`conv_projections`.
 
     Args:
         x_proj_weight: (K, R + 2N, D) input-dependent projections to (dt, B, C).
@@ -54,10 +56,13 @@ def flattened_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
         x_dbl = torch.einsum('bdl,kcd->bkcl', seq, x_proj_weight.to(seq.dtype))
         y = fused(seq, x_dbl, dt_projs_weight, A, Ds.float(), dt_projs_bias.reshape(-1).float())
         return y.view(batch, channels, height, width)
-    xs = torch.stack([seq, seq.flip(-1)][:directions], dim=1)                 # (B, K, D, L)
-    x_dbl = torch.einsum('bkdl,kcd->bkcl', xs, x_proj_weight.to(xs.dtype))
-    dts, Bs, Cs = torch.split(x_dbl, [rank, states, states], dim=2)
-    dts = torch.einsum('bkrl,kdr->bkdl', dts, dt_projs_weight.to(dts.dtype))
+    if conv_projections_enabled():
+        xs, dts, Bs, Cs = conv_projections(seq, x_proj_weight, dt_projs_weight, rank, states)
+    else:
+        xs = torch.stack([seq, seq.flip(-1)][:directions], dim=1)             # (B, K, D, L)
+        x_dbl = torch.einsum('bkdl,kcd->bkcl', xs, x_proj_weight.to(xs.dtype))
+        dts, Bs, Cs = torch.split(x_dbl, [rank, states, states], dim=2)
+        dts = torch.einsum('bkrl,kdr->bkdl', dts, dt_projs_weight.to(dts.dtype))
     ys = selective_scan(xs.reshape(batch, directions * channels, length),
                         dts.reshape(batch, directions * channels, length),
                         A, Bs, Cs, Ds.float(),
@@ -65,6 +70,46 @@ def flattened_selective_scan(x: torch.Tensor, x_proj_weight: torch.Tensor,
     ys = ys.view(batch, directions, channels, length)
     y = ys[:, 0] + ys[:, 1].flip(-1) if directions == 2 else ys[:, 0]
     return y.view(batch, channels, height, width)
+
+
+def conv_projections_enabled() -> bool:
+    """Whether SS2D computes its scan inputs with :func:`conv_projections` (environment variable
+    ``MMMOBILEMAMBA_SS2D_CONV_PROJ=1``; read at every call, so one process can compare both)."""
+    return os.environ.get('MMMOBILEMAMBA_SS2D_CONV_PROJ', '0') == '1'
+
+
+def conv_projections(seq: torch.Tensor, x_proj_weight: torch.Tensor, dt_projs_weight: torch.Tensor,
+                     rank: int, states: int):
+    """Scan inputs of both directions from 1x1 convolutions of the un-flipped sequence.
+
+    The einsum form's values (to float32 rounding; to TF32 rounding where cuDNN uses TF32), with
+    fewer and cheaper launches: direction 1 scans the reversed sequence, so its (dt, B, C) are the reversed
+    projections of ``seq`` (one conv for both directions, then only the R + 2N projected channels
+    are flipped, not the D input channels); the dt projection of both directions is one grouped conv
+    whose weight has zero columns for the B and C rows. As convolutions they run on cuDNN, which
+    (``torch.backends.cudnn.allow_tf32``, on by default) uses TF32 tensor cores for float32 as in
+    every other convolution of the block; the einsums are float32 GEMMs without tensor cores (while
+    ``torch.backends.cuda.matmul.allow_tf32`` is off, PyTorch's default), and the weight gradients of
+    their small (R + 2N) x D and D x R weights are long reductions over all tokens.
+
+    Args:
+        seq: (B, D, L); x_proj_weight (K, R + 2N, D); dt_projs_weight (K, D, R).
+
+    Returns:
+        xs (B, K*D, L), dts (B, K*D, L), Bs and Cs (B, K, N, L) (strided views).
+    """
+    batch, channels, length = seq.shape
+    directions, proj, _ = x_proj_weight.shape
+    x_dbl = F.conv1d(seq, x_proj_weight.reshape(directions * proj, channels, 1).to(seq.dtype))  # (B, K*P, L)
+    if directions == 2:
+        x_dbl = torch.cat([x_dbl[:, :proj], x_dbl[:, proj:].flip(-1)], dim=1)
+        xs = torch.cat([seq, seq.flip(-1)], dim=1)
+    else:
+        xs = seq
+    dt_weight = F.pad(dt_projs_weight, (0, 2 * states)).reshape(directions * channels, proj, 1)
+    dts = F.conv1d(x_dbl, dt_weight.to(x_dbl.dtype), groups=directions)                       # (B, K*D, L)
+    x_dbl = x_dbl.view(batch, directions, proj, length)
+    return xs, dts, x_dbl[:, :, rank:rank + states], x_dbl[:, :, rank + states:]
 
 
 def init_scan_parameters(module: nn.Module, channels: int, rank: int, d_state: int, directions: int):

@@ -1,0 +1,518 @@
+"""Training-iteration benchmark of whole detectors and segmentors, and eager inference with NMS.
+
+What one training iteration is here: ``model.train_step(data, optim_wrapper)``, i.e. the data
+preprocessor (host-to-device copy, normalisation, padding), forward, loss, backward, gradient
+clipping and the AdamW step. Data loading is excluded: the same synthetic batch (random images,
+random gt boxes / masks / label maps at the configs' sizes) is fed every iteration. Timing: the
+median over ``--iters`` iterations after ``--warmup`` (each iteration synchronised, wall clock;
+cuDNN benchmark on), peak memory = ``torch.cuda.max_memory_allocated`` over the timed iterations.
+
+Every model trains with the same optimizer wrapper, the one of the MobileMamba configs: AdamW
+(lr 1e-4, weight decay 0.05, none on 'norm' parameters), gradient clipping at 0.1; AMP rows use
+mmengine's ``AmpOptimWrapper`` (dynamic loss scaling). Inference: ``model.test_step`` at batch 1,
+eager, including post-processing (RetinaNet/Mask R-CNN: box decoding, NMS, mask pasting; seg:
+resizing the logits to the image). Weights are random (heads with their own initialisation).
+
+Run::
+
+    python -m mmmobilemamba.apis.benchmark_train                      # every model, on CUDA
+    python -m mmmobilemamba.apis.benchmark_train --models retinanet-S6 retinanet-R18 \\
+        --levers tf32 channels-last compile --trunk --release-repo .gpu/release
+"""
+import argparse
+import contextlib
+import copy
+import logging
+import statistics
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+__all__ = ['MODEL_SPECS', 'add_arguments', 'run', 'main']
+
+ADAMW = dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
+AUTOCAST = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+# name -> (config, task, batch, (H, W), config overrides). Sizes and batches as in the issue's
+# comparison: detectors at 1333x800 (batch 2), segmentors at 512x512 (batch 8).
+_MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+_PSPNET_R50 = 'mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py'
+MODEL_SPECS = {
+    'retinanet-S6': ('configs/det/retinanet_mobilemamba_s6.py', 'det', 2, (800, 1333), {}),
+    'retinanet-B1': ('configs/det/retinanet_mobilemamba_b1.py', 'det', 2, (800, 1333), {}),
+    'retinanet-R18': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
+    'retinanet-R50': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
+    'mask-rcnn-S6': ('configs/det/mask-rcnn_mobilemamba_s6.py', 'det', 2, (800, 1333), {}),
+    'mask-rcnn-B1': ('configs/det/mask-rcnn_mobilemamba_b1.py', 'det', 2, (800, 1333), {}),
+    'mask-rcnn-R18': (_MASK_RCNN, 'det', 2, (800, 1333),
+                      {'model.backbone.depth': 18, 'model.neck.in_channels': [64, 128, 256, 512]}),
+    'mask-rcnn-R50': (_MASK_RCNN, 'det', 2, (800, 1333), {}),
+    'pspnet-S6': ('configs/seg/pspnet_mobilemamba_s6_512x512_80k_ade20k.py', 'seg', 8, (512, 512), {}),
+    # the same model with mmseg's own heads (F.interpolate upsampling of the logits)
+    'pspnet-S6-stock-heads': ('configs/seg/pspnet_mobilemamba_s6_512x512_80k_ade20k.py', 'seg', 8, (512, 512),
+                              {'model.decode_head.type': 'PSPHead', 'model.auxiliary_head.type': 'FCNHead'}),
+    'pspnet-B4': ('configs/seg/pspnet_mobilemamba_b4_512x512_80k_ade20k.py', 'seg', 8, (512, 512), {}),
+    'deeplabv3-S6': ('configs/seg/deeplabv3_mobilemamba_s6_512x512_80k_ade20k.py', 'seg', 8, (512, 512), {}),
+    'deeplabv3-B4': ('configs/seg/deeplabv3_mobilemamba_b4_512x512_80k_ade20k.py', 'seg', 8, (512, 512), {}),
+    # mmseg has no ADE20K ResNet-18 PSPNet; these are its R18-D8 settings (Cityscapes configs)
+    'pspnet-R18': (_PSPNET_R50, 'seg', 8, (512, 512),
+                   {'model.backbone.depth': 18, 'model.decode_head.in_channels': 512,
+                    'model.decode_head.channels': 128, 'model.auxiliary_head.in_channels': 256,
+                    'model.auxiliary_head.channels': 64}),
+    'pspnet-R50': (_PSPNET_R50, 'seg', 8, (512, 512), {}),
+}
+
+
+# ---------------------------------------------------------------------------------------- timing
+def synchronize(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_mib(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else float('nan')
+
+
+def median_wall_ms(fn: Callable, device: torch.device, warmup: int, iters: int) -> float:
+    """Median wall-clock ms of ``fn()`` (synchronised after each call) after ``warmup`` calls; the
+    peak-memory counter is reset after the warm-up."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    reset_peak(device)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def queued_gpu_ms(fn: Callable, device: torch.device, iters: int, wall_ms: float) -> float:
+    """GPU ms per ``fn()`` without host gaps: a sleep kernel holds the GPU while ``iters`` calls are
+    queued behind it, CUDA events time the queued work. NaN off CUDA. Calls that synchronise the
+    host (``.item()``) end the queue early and make this closer to the wall time."""
+    if device.type != 'cuda':
+        return float('nan')
+    cycles = int(max(1e6, 1.5 * iters * wall_ms * 1e-3 * 2.0e9))  # ~2 GHz SM clock
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(cycles)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    synchronize(device)
+    return start.elapsed_time(end) / iters
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = AUTOCAST[precision]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+# ------------------------------------------------------------------------------- models and data
+def load_config(name: str, spec, with_loss_fp32: bool):
+    """The spec's config with overrides, no checkpoint pointers and, if ``with_loss_fp32``, every
+    ``FocalLoss`` replaced by ``Float32FocalLoss`` (bf16: mmcv's focal-loss op has no bf16 kernel)."""
+    from mmengine.config import Config
+    from mmmobilemamba.utils.complexity import resolve_config_path
+    path, _, _, _, overrides = spec
+    cfg = Config.fromfile(resolve_config_path(path))
+    cfg.merge_from_dict(dict(overrides))
+    cfg.model.pop('pretrained', None)
+    cfg.model.backbone.init_cfg = None
+    head = cfg.model.get('bbox_head') or {}
+    if with_loss_fp32 and head.get('loss_cls', {}).get('type') == 'FocalLoss':
+        head.loss_cls.type = 'Float32FocalLoss'
+    return cfg
+
+
+def build_model(cfg, device: torch.device):
+    """Build and initialise ``cfg.model`` in its default scope (registering mmdet/mmseg modules and
+    this package's heads and losses)."""
+    import mmmobilemamba  # noqa: F401
+    from mmengine.registry import MODELS, init_default_scope
+    scope = cfg.get('default_scope', 'mmdet')
+    if scope == 'mmseg':
+        import mmmobilemamba.models.decode_heads  # noqa: F401
+        from mmseg.utils import register_all_modules
+    else:
+        import mmmobilemamba.models.losses  # noqa: F401
+        from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    init_default_scope(scope)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model.to(device)
+
+
+def det_batch(batch: int, size, with_mask: bool, num_classes: int = 80) -> dict:
+    """Random uint8 images (3, H, W) with 8 random gt boxes each (and masks for Mask R-CNN)."""
+    from mmdet.testing import demo_mm_inputs
+    torch.manual_seed(0)
+    return demo_mm_inputs(batch_size=batch, image_shapes=[(3, *size)] * batch, num_items=[8] * batch,
+                          num_classes=num_classes, with_mask=with_mask)
+
+
+def seg_batch(batch: int, size, num_classes: int = 150) -> dict:
+    """Random uint8 images (3, H, W) with random (1, H, W) label maps."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, *size), dtype=torch.uint8))
+        sample = SegDataSample(metainfo=dict(img_shape=tuple(size), ori_shape=tuple(size), pad_shape=tuple(size)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, *size)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def make_batch(name: str, task: str, batch: int, size) -> dict:
+    if task == 'seg':
+        return seg_batch(batch, size)
+    return det_batch(batch, size, with_mask=name.startswith('mask-rcnn'))
+
+
+def build_optim_wrapper(model, precision: str):
+    from mmengine.optim import build_optim_wrapper
+    cfg = dict(optimizer=dict(ADAMW), clip_grad=dict(max_norm=0.1, norm_type=2),
+               paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
+    if precision == 'fp32':
+        cfg['type'] = 'OptimWrapper'
+    else:
+        cfg.update(type='AmpOptimWrapper', dtype=AMP_DTYPES[precision])
+    return build_optim_wrapper(model, cfg)
+
+
+# ------------------------------------------------------------------------------------ the levers
+class _ChannelsLastInput(torch.nn.Module):
+    """Runs ``module`` on a channels-last copy of its input."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x.contiguous(memory_format=torch.channels_last))
+
+
+def _apply_channels_last(model, precision, data):
+    model.backbone.to(memory_format=torch.channels_last)
+    model.backbone = _ChannelsLastInput(model.backbone)
+
+
+def _apply_compile(model, precision, data):
+    model.backbone = torch.compile(model.backbone)
+
+
+def _apply_no_finite_check(model, precision, data):
+    model.backbone.check_finite = False
+
+
+def _apply_cuda_graph(model, precision, data):
+    """Capture the backbone's forward and backward as CUDA graphs (static input shape, no host
+    sync: the finite check is switched off), under autocast without its cache for AMP."""
+    model.backbone.check_finite = False
+    model.train()
+    inputs = model.data_preprocessor(copy.deepcopy(data), True)['inputs']
+    dtype = AUTOCAST[precision]
+    context = torch.autocast('cuda', dtype=dtype, cache_enabled=False) if dtype else contextlib.nullcontext()
+    with context:
+        model.backbone = torch.cuda.make_graphed_callables(model.backbone, (inputs,))
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    import os
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+@contextlib.contextmanager
+def _tf32_matmul():
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision('high')
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+@contextlib.contextmanager
+def _fused_adamw():
+    ADAMW['fused'] = True
+    try:
+        yield
+    finally:
+        ADAMW.pop('fused')
+
+
+# lever -> (what it does, model transform or None, context manager factory or None)
+LEVERS: Dict[str, tuple] = {
+    'tf32': ('every float32 matmul on TF32 tensor cores (torch.set_float32_matmul_precision("high"))',
+             None, _tf32_matmul),
+    'conv-proj': ('SS2D scan inputs from 1x1 convs of the un-flipped sequence (MMMOBILEMAMBA_SS2D_CONV_PROJ=1)',
+                  None, lambda: _env('MMMOBILEMAMBA_SS2D_CONV_PROJ', '1')),
+    'channels-last': ('backbone weights and input in channels-last format', _apply_channels_last, None),
+    'no-finite-check': ('backbone check_finite=False (no host sync per forward)', _apply_no_finite_check, None),
+    'compile': ('torch.compile(backbone) (inductor, default mode)', _apply_compile, None),
+    'cuda-graph': ('backbone forward and backward replayed as CUDA graphs (make_graphed_callables)',
+                   _apply_cuda_graph, None),
+    'fused-adamw': ('AdamW(fused=True), a fused multi-tensor update', None, _fused_adamw),
+}
+
+
+# ------------------------------------------------------------------------------------- sections
+def time_train(model, data, precision, device, args) -> tuple:
+    """(median ms per train_step, peak MiB) for one precision; the model's state is not restored."""
+    optim_wrapper = build_optim_wrapper(model, precision)
+    model.train()
+
+    def step():
+        model.train_step(data, optim_wrapper)
+
+    ms = median_wall_ms(step, device, args.warmup, args.iters)
+    return ms, peak_mib(device)
+
+
+def time_test(model, data, precision, device, args) -> float:
+    model.eval()
+
+    def step():
+        with torch.no_grad(), autocast(device, precision):
+            model.test_step(data)
+
+    return median_wall_ms(step, device, args.warmup, args.iters)
+
+
+def _failure(label, error) -> str:
+    text = f'{type(error).__name__}: {str(error).splitlines()[0][:150] if str(error) else ""}'
+    print(f'  {label}: failed ({text})', flush=True)
+    return 'failed'
+
+
+def _spec_for(name: str, args):
+    path, task, batch, size, overrides = MODEL_SPECS[name]
+    if args.batch:
+        batch = args.batch
+    if args.size:
+        size = tuple(args.size)
+    return path, task, batch, size, overrides
+
+
+def section_train(args, device) -> str:
+    header = ['model', 'input, batch'] + [f'{p} ms/iter' for p in args.precisions] + \
+        [f'{p} peak MiB' for p in args.precisions]
+    rows, test_rows = [], []
+    for name in args.models:
+        spec = _spec_for(name, args)
+        _, task, batch, size, _ = spec
+        times, mems = {}, {}
+        try:
+            cfg = load_config(name, spec, with_loss_fp32='bf16' in args.precisions)
+            model = build_model(cfg, device)
+            init_state = copy.deepcopy(model.state_dict())
+            data = make_batch(name, task, batch, size)
+        except Exception as e:  # keep the other models' numbers
+            rows.append([name, f'{size[1]}x{size[0]}, {batch}', _failure(name, e)] + [''] * (len(header) - 3))
+            continue
+        for precision in args.precisions:
+            model.load_state_dict(init_state)
+            try:
+                times[precision], mems[precision] = time_train(model, data, precision, device, args)
+            except Exception as e:
+                times[precision], mems[precision] = _failure(f'{name} {precision}', e), '-'
+            print(f'  {name} train {precision}: {_fmt(times[precision])} ms', flush=True)
+        rows.append([name, f'{size[1]}x{size[0]}, {batch}'] + [times[p] for p in args.precisions]
+                    + [mems[p] for p in args.precisions])
+        if args.inference:
+            test_data = make_batch(name, task, 1, size)
+            row = [name, f'{size[1]}x{size[0]}, 1']
+            for precision in args.test_precisions:
+                try:
+                    ms = time_test(model, test_data, precision, device, args)
+                    row.append(f'{_fmt(ms)} ({1e3 / ms:.1f})')
+                except Exception as e:
+                    row.append(_failure(f'{name} test {precision}', e))
+            test_rows.append(row)
+        del model, init_state
+    text = table('Training iteration: model.train_step (data preprocessor, forward, loss, backward, '
+                 'grad clip, AdamW step); data loading excluded; synthetic batch; median ms', header, rows)
+    if args.inference:
+        text += table('Inference: model.test_step, batch 1, eager, post-processing and NMS included; '
+                      'ms (FPS)', ['model', 'input, batch'] + [f'{p} ms (FPS)' for p in args.test_precisions],
+                      test_rows)
+    return text
+
+
+def section_levers(args, device) -> str:
+    """Each lever (or '+'-joined combination) against the same model without it, in one process."""
+    rows = []
+    for name in args.lever_models:
+        spec = _spec_for(name, args)
+        _, task, batch, size, _ = spec
+        cfg = load_config(name, spec, with_loss_fp32=True)
+        data = make_batch(name, task, batch, size)
+        for precision in args.lever_precisions:
+            base = None
+            for lever in ['none'] + list(args.levers):
+                model = None
+                try:
+                    model = build_model(cfg, device)
+                    parts = [] if lever == 'none' else lever.split('+')
+                    with contextlib.ExitStack() as stack:
+                        for part in parts:
+                            _, transform, context = LEVERS[part]
+                            if transform is not None:
+                                transform(model, precision, data)
+                            if context is not None:
+                                stack.enter_context(context())
+                        ms, mem = time_train(model, data, precision, device, args)
+                    base = ms if lever == 'none' else base
+                    rows.append([name, precision, lever, ms, f'{base / ms:.2f}x' if base else '-', mem])
+                except Exception as e:
+                    rows.append([name, precision, lever, _failure(f'{name} {lever}', e), '-', '-'])
+                print(f'  {name} {precision} {lever}: {_fmt(rows[-1][3])} ms', flush=True)
+                del model
+    used = {part for lever in args.levers for part in lever.split('+')}
+    legend = '; '.join(f'{k}: {v[0]}' for k, v in LEVERS.items() if k in used)
+    return table(f'Training-speed levers (speed-up = baseline ms / lever ms). {legend}',
+                 ['model', 'precision', 'lever', 'ms/iter', 'speed-up', 'peak MiB'], rows)
+
+
+def _lever(text: str) -> str:
+    """argparse type: a lever name or several joined by '+'."""
+    unknown = [part for part in text.split('+') if part not in LEVERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f'unknown lever(s) {unknown}; choose from {list(LEVERS)}, '
+                                         'or join several with +')
+    return text
+
+
+# ------------------------------------------------------------------------------------- output
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return '-'
+        return f'{v:.3g}' if abs(v) < 10 else f'{v:,.0f}' if abs(v) >= 1000 else f'{v:.1f}'
+    return str(v)
+
+
+def table(title: str, header: List[str], rows: List[list]) -> str:
+    lines = [f'### {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(_fmt(v) for v in row) + ' |' for row in rows]
+    text = '\n'.join(lines) + '\n'
+    print(text, flush=True)
+    return text
+
+
+def environment(args, device) -> str:
+    import platform
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else (platform.processor() or 'CPU')
+    lines = [f'- device: {name}; torch {torch.__version__}; cuDNN benchmark '
+             f'{"on" if device.type == "cuda" and torch.backends.cudnn.benchmark else "off"}',
+             f'- median of {args.iters} iterations after {args.warmup} warm-up iterations, wall clock, '
+             'synchronised per iteration; data loading excluded',
+             '- optimizer for every model: AdamW lr 1e-4, wd 0.05 (none on norm), grad clip 0.1; AMP: '
+             'mmengine AmpOptimWrapper; bf16 RetinaNets use Float32FocalLoss (mmcv has no bf16 focal loss)']
+    text = '\n'.join(lines) + '\n'
+    print(text, flush=True)
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    cuda = torch.cuda.is_available()
+    parser.add_argument('--device', default='cuda' if cuda else 'cpu')
+    parser.add_argument('--models', nargs='*', default=list(MODEL_SPECS), choices=list(MODEL_SPECS),
+                        help='models of the training table (default: all); none skips the table')
+    parser.add_argument('--precisions', nargs='+', choices=list(AUTOCAST),
+                        help='training precisions (default fp32 fp16 bf16 on CUDA, fp32 on CPU)')
+    parser.add_argument('--test-precisions', nargs='+', choices=list(AUTOCAST), help='inference precisions '
+                        '(default fp32 fp16 on CUDA, fp32 on CPU)')
+    parser.add_argument('--no-inference', dest='inference', action='store_false',
+                        help='skip the test_step (inference with NMS) table')
+    parser.add_argument('--iters', type=int, help='timed iterations (default 10 CUDA / 1 CPU)')
+    parser.add_argument('--warmup', type=int, help='warm-up iterations (default 3 CUDA / 1 CPU)')
+    parser.add_argument('--size', nargs=2, type=int, metavar=('H', 'W'), help='override every input size')
+    parser.add_argument('--batch', type=int, help='override every training batch')
+    parser.add_argument('--levers', nargs='*', default=[], type=_lever,
+                        help=f'training-speed levers to compare against the baseline, one at a time or '
+                        f'joined with + (e.g. conv-proj+cuda-graph); of {list(LEVERS)}')
+    parser.add_argument('--lever-models', nargs='+', default=['retinanet-S6'], choices=list(MODEL_SPECS),
+                        help='models of the lever table (SS2D levers change nothing in ResNet models)')
+    parser.add_argument('--lever-precisions', nargs='+', choices=list(AUTOCAST),
+                        help='precisions of the lever table (default fp32 bf16 on CUDA, fp32 on CPU)')
+    parser.add_argument('--trunk', action='store_true', help='time the S6 trunk (stem + 3 stages, forward + '
+                        'backward), against the release with --release-repo')
+    parser.add_argument('--release-repo', help='local copy of the official MobileMamba release with its '
+                        'selective_scan_cuda_oflex kernel importable (on PYTHONPATH)')
+    parser.add_argument('--trunk-shapes', nargs='+', default=None, metavar='BxHxW',
+                        help='trunk shapes (default 128x224x224 4x768x1280 on CUDA, 2x64x64 on CPU)')
+    parser.add_argument('--trunk-precisions', nargs='+', choices=['fp32', 'bf16', 'fp16'])
+    parser.add_argument('--trunk-levers', nargs='*', default=[], choices=['tf32', 'conv-proj'],
+                        help='extra rows: our trunk with each of these levers')
+    parser.add_argument('--trunk-profile', action='store_true',
+                        help='also print the top CUDA kernels of each trunk (last shape, fp32, 3 steps)')
+    parser.add_argument('--out', help='also write the tables (markdown) to this file')
+    return parser
+
+
+def _defaults(args):
+    cuda = args.device.startswith('cuda')
+    args.precisions = args.precisions or (['fp32', 'fp16', 'bf16'] if cuda else ['fp32'])
+    args.test_precisions = args.test_precisions or (['fp32', 'fp16'] if cuda else ['fp32'])
+    args.lever_precisions = args.lever_precisions or (['fp32', 'bf16'] if cuda else ['fp32'])
+    args.trunk_precisions = args.trunk_precisions or (['fp32', 'bf16'] if cuda else ['fp32'])
+    args.trunk_shapes = args.trunk_shapes or (['128x224x224', '4x768x1280'] if cuda else ['2x64x64'])
+    args.iters = args.iters or (10 if cuda else 1)
+    args.warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
+    return args
+
+
+def run(args) -> str:
+    """Run the sections that ``args`` asks for; returns the tables as markdown."""
+    args = _defaults(args)
+    device = torch.device(args.device)
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter optimizer lines
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+    out = [environment(args, device)]
+    if args.models:
+        out.append(section_train(args, device))
+    if args.levers:
+        out.append(section_levers(args, device))
+    if args.trunk:  # last: importing the release registers its modules
+        from .benchmark_trunk import section_trunk
+        out.append(section_trunk(args, device))
+    text = '\n'.join(out)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text)
+    return text
+
+
+def main(argv: Optional[list] = None) -> str:
+    parser = add_arguments(argparse.ArgumentParser(description=__doc__.split('\n\n')[0]))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    main()

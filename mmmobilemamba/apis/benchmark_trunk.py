@@ -1,0 +1,157 @@
+"""The MobileMamba-S6 trunk (stem + 3 stages) in training: ours against the official release.
+
+One step is forward + backward of the trunk in training mode (BatchNorm batch statistics, weight
+gradients, no optimizer), under autocast for bf16/fp16. Reported per shape and precision: wall ms
+(synchronised per step), GPU ms (steps queued behind a sleep kernel, so host launch gaps do not
+count), and peak memory. Ours runs with ``check_finite=False`` (that check synchronises the host once
+per forward; the release has none). The release is read from a local copy given by ``--release-repo``: its
+detection backbone (``downstream/det/backbones/mobilemamba.py``) or, without it, the classifier in
+``model/mobilemamba/mobilemamba.py``, with its ``selective_scan_cuda_oflex`` kernel importable
+(build it and put it on ``PYTHONPATH``). Nothing of the release is part of this package.
+"""
+import contextlib
+import os
+import sys
+from typing import Callable, Tuple
+
+import torch
+
+from .benchmark_train import (LEVERS, _failure, autocast, median_wall_ms, peak_mib, queued_gpu_ms,
+                              reset_peak, synchronize, table)
+
+__all__ = ['build_release_trunk', 'section_trunk']
+
+# S6 as the release defines it (model/mobilemamba/mobilemamba.py); ssm_ratio 2 as in its S6 config
+RELEASE_S6 = dict(embed_dim=[192, 384, 448], depth=[1, 2, 2], global_ratio=[0.8, 0.7, 0.6],
+                  local_ratio=[0.2, 0.2, 0.3], kernels=[7, 5, 3], ssm_ratio=2, drop_path=0.)
+
+
+class _ClassifierTrunk(torch.nn.Module):
+    """The stem and three stages of the release's classifier (its head is not run)."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x):
+        net = self.classifier
+        x = net.patch_embed(x)
+        outs = []
+        for stage in (net.blocks1, net.blocks2, net.blocks3):
+            x = stage(x)
+            outs.append(x)
+        return tuple(outs)
+
+
+def build_release_trunk(repo: str) -> torch.nn.Module:
+    """The release's S6 trunk from a local copy of the release; raises with the fix when its
+    kernel is missing or its Triton code switched Triton to the interpreter."""
+    repo = os.path.abspath(repo)
+    det_root = os.path.join(repo, 'downstream', 'det')
+    interpret_before = os.environ.get('TRITON_INTERPRET')
+    if os.path.isdir(os.path.join(det_root, 'backbones')):
+        sys.path.insert(0, det_root)
+        from backbones.lib_mamba import csms6s
+        from backbones.mobilemamba import MobileMamba as ReleaseMobileMamba
+        trunk = ReleaseMobileMamba(out_indices=(1, 2, 3), **RELEASE_S6)
+    elif os.path.isdir(os.path.join(repo, 'model', 'mobilemamba')):
+        sys.path.insert(0, repo)
+        from model.lib_mamba import csms6s
+        from model.mobilemamba.mobilemamba import MobileMamba as ReleaseMobileMamba
+        trunk = _ClassifierTrunk(ReleaseMobileMamba(**RELEASE_S6))
+    else:
+        raise FileNotFoundError(f'{repo} has neither downstream/det/backbones nor model/mobilemamba: '
+                                'pass the root of a copy of the MobileMamba release')
+    if os.environ.get('TRITON_INTERPRET') != interpret_before:
+        os.environ.pop('TRITON_INTERPRET', None)
+        raise RuntimeError('the release set TRITON_INTERPRET=1 on import (lib_mamba/csm_tritonk2.py), which '
+                           'runs Triton kernels in the CPU interpreter: delete that line in your copy')
+    if not csms6s.WITH_SELECTIVESCAN_OFLEX:
+        raise ImportError('the release kernel selective_scan_cuda_oflex is not importable: build '
+                          'lib_mamba/kernels/selective_scan (mode oflex) and put the .so on PYTHONPATH')
+    return trunk
+
+
+def _parse_shape(text: str) -> Tuple[int, int, int]:
+    batch, height, width = (int(v) for v in text.lower().split('x'))
+    return batch, height, width
+
+
+def train_step_fn(trunk: torch.nn.Module, x: torch.Tensor, precision: str, device) -> Callable:
+    """A closure running forward + backward of ``trunk`` on ``x`` (grads set to None first)."""
+    trunk.train()
+
+    def step():
+        trunk.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            outs = trunk(x)
+        sum(out.float().mean() for out in outs).backward()
+
+    return step
+
+
+def measure_trunk(trunk, x, precision, device, args) -> Tuple[float, float, float]:
+    """(GPU ms, wall ms, peak MiB) of one training step."""
+    step = train_step_fn(trunk, x, precision, device)
+    wall = median_wall_ms(step, device, args.warmup, args.iters)
+    mem = peak_mib(device)
+    gpu = queued_gpu_ms(step, device, args.iters, wall)
+    return gpu, wall, mem
+
+
+def kernel_profile(trunk, x, precision, device, steps: int = 3, top: int = 12) -> str:
+    """torch.profiler's table of the ``top`` CUDA kernels by total GPU time over ``steps`` steps."""
+    from torch.profiler import ProfilerActivity, profile
+    step = train_step_fn(trunk, x, precision, device)
+    step()
+    synchronize(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        synchronize(device)
+    return prof.key_averages().table(sort_by='self_device_time_total', row_limit=top, max_name_column_width=70)
+
+
+def section_trunk(args, device) -> str:
+    from mmmobilemamba import MobileMamba
+
+    # no finite-input check: it synchronises the host once per forward, and the release has none
+    ours = MobileMamba(arch='S6', out_indices=(0, 1, 2), check_finite=False).to(device)
+    variants = [('ours', ours, contextlib.nullcontext)]
+    variants += [(f'ours + {lever}', ours, LEVERS[lever][2]) for lever in args.trunk_levers]
+    if args.release_repo:
+        try:
+            variants.append(('release', build_release_trunk(args.release_repo).to(device), contextlib.nullcontext))
+        except Exception as e:  # the table still gives ours
+            _failure('release trunk', e)
+    rows = []
+    for text in args.trunk_shapes:
+        batch, height, width = _parse_shape(text)
+        x = torch.randn(batch, 3, height, width, device=device)
+        for precision in args.trunk_precisions:
+            results = {}
+            for label, trunk, context in variants:
+                try:
+                    with context():
+                        results[label] = measure_trunk(trunk, x, precision, device, args)
+                except Exception as e:
+                    _failure(f'{label} trunk {text} {precision}', e)
+                    results[label] = (float('nan'),) * 3
+                reset_peak(device)
+            synchronize(device)
+            release = results.get('release')
+            for label, (gpu, wall, mem) in results.items():
+                ratio = f'{release[0] / gpu:.2f}x / {release[1] / wall:.2f}x' if release else '-'
+                rows.append([f'{height}x{width}, {batch}', precision, label, gpu, wall, mem, ratio])
+                print(f'  trunk {text} {precision} {label}: GPU {gpu:.1f} ms, wall {wall:.1f} ms', flush=True)
+    if args.trunk_profile and device.type == 'cuda':
+        batch, height, width = _parse_shape(args.trunk_shapes[-1])
+        x = torch.randn(batch, 3, height, width, device=device)
+        for label, trunk, context in variants:
+            with context():
+                print(f'### kernels of {label}, {height}x{width} batch {batch} fp32, 3 steps\n'
+                      f'{kernel_profile(trunk, x, "fp32", device)}', flush=True)
+    return table('S6 trunk (stem + 3 stages), forward + backward in training mode; release = official code '
+                 'with its CUDA kernel; GPU ms without host gaps; speed-up = release ms / this ms (GPU / wall)',
+                 ['input, batch', 'precision', 'trunk', 'GPU ms', 'wall ms', 'peak MiB', 'speed-up vs release'],
+                 rows)
