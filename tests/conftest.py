@@ -21,3 +21,18 @@ def inference_kernel_calls(monkeypatch):
         monkeypatch.setitem(ss._LOADED_KERNELS, name, lambda *a: calls.append(1) or kernel(*a))
         return calls
     return spy
+
+
+@pytest.fixture
+def tf32():
+    """``tf32(on)``: cuDNN convolutions in TF32 (``on``, PyTorch's default) or in float32, with
+    cuBLAS float32 matrix products in float32 (PyTorch's default); both flags restored after the test."""
+    flags = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = [flag.allow_tf32 for flag in flags]
+
+    def set_tf32(on: bool):
+        torch.backends.cudnn.allow_tf32 = on
+        torch.backends.cuda.matmul.allow_tf32 = False
+    yield set_tf32
+    for flag, value in zip(flags, saved):
+        flag.allow_tf32 = value

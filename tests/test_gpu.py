@@ -5,19 +5,24 @@ import torch
 from mmmobilemamba.models.backbones import MobileMamba
 from mmmobilemamba.models.classifier import MobileMambaClassifier
 
+from _random_weights import (BF16, GPU_FP32, GPU_TF32, assert_every_branch_contributes, randomize_norms_and_scales,
+                             relative_error)
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 ARCHS = sorted(MobileMamba.arch_settings)
 
 
 @pytest.mark.parametrize('arch', ARCHS)
-def test_cuda_matches_cpu(arch):
-    model = MobileMamba(arch).eval()
+def test_cuda_matches_cpu(arch, tf32):
+    tf32(False)
+    model = randomize_norms_and_scales(MobileMamba(arch))
     x = torch.randn(2, 3, 160, 224)
+    assert_every_branch_contributes(model, x)
     with torch.no_grad():
         expected = model(x)
         got = model.cuda()(x.cuda())
     for a, b in zip(got, expected):
-        torch.testing.assert_close(a.cpu(), b, rtol=1e-3, atol=1e-3)
+        assert relative_error(a, b) <= GPU_FP32
 
 
 @pytest.mark.parametrize('arch', ARCHS)
@@ -37,51 +42,43 @@ def test_amp_training_step_is_finite(arch, dtype):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def _randomize_batchnorm(model):
-    """Non-trivial BN statistics and affines, so that folding them is really tested."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
-    return model
-
-
-def test_deploy_fusion_on_cuda():
-    model = _randomize_batchnorm(MobileMambaClassifier('S6')).cuda().eval()
+def test_deploy_fusion_on_cuda(tf32):
+    tf32(False)
+    model = randomize_norms_and_scales(MobileMambaClassifier('S6')).cuda()
     x = torch.randn(8, 3, 224, 224, device='cuda')
+    assert_every_branch_contributes(model, x)
     with torch.no_grad():
         reference = model(x)
         fused = model.switch_to_deploy()(x)
-    assert (fused - reference).abs().max() < 1e-3 * reference.abs().max()
+    assert relative_error(fused, reference) <= GPU_FP32
 
 
 @pytest.mark.parametrize('arch', ['S6', 'B4'])
-@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
-def test_deployed_backbone_matches_unfused(arch, dtype, monkeypatch):
+@pytest.mark.parametrize('precision', ['fp32', 'tf32', 'bf16'])
+def test_deployed_backbone_matches_unfused(arch, precision, tf32, monkeypatch):
     """Deploy mode (channels-last, GEMM 1x1 convs, Triton depthwise and stem convs) against the
     trained form, on an input whose stage sizes are odd; the Triton kernels really run; the TF32
-    flag of matrix products is left as it was."""
+    flag of matrix products is left as it was. fp32: TF32 off; tf32: cuDNN's TF32 convolutions on
+    (PyTorch's default), which the deployed GEMMs follow."""
     from mmmobilemamba.models.layers import selective_scan as ss
-    model = _randomize_batchnorm(MobileMamba(arch)).cuda().eval()
+    tf32(precision != 'fp32')
+    model = randomize_norms_and_scales(MobileMamba(arch)).cuda()
     x = torch.randn(2, 3, 208, 300, device='cuda')
-    amp = torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32)
+    assert_every_branch_contributes(model, x)
+    amp = torch.autocast('cuda', dtype=torch.bfloat16, enabled=precision == 'bf16')
     with torch.no_grad(), amp:
         reference = model(x)
     model.switch_to_deploy()
     kernel, calls = ss._LOADED_KERNELS['depthwise_conv'], []
     monkeypatch.setitem(ss._LOADED_KERNELS, 'depthwise_conv', lambda *a: calls.append(a[1] is None) or kernel(*a))
-    tf32 = torch.backends.cuda.matmul.allow_tf32
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
     with torch.no_grad(), amp:
         deployed = model(x)
     assert calls.count(True) == 3 and calls.count(False) > 10  # the stem's 3 epilogues, the depthwise convs
-    assert torch.backends.cuda.matmul.allow_tf32 == tf32
+    assert torch.backends.cuda.matmul.allow_tf32 == matmul_tf32
     for d, r in zip(deployed, reference):
         assert d.shape == r.shape and d.is_contiguous()
-        error = (d.float() - r.float()).abs().max().item()
-        assert error <= (2e-3 if dtype == torch.float32 else 5e-2) * r.float().abs().max().item(), error
+        assert relative_error(d, r) <= {'fp32': GPU_FP32, 'tf32': GPU_TF32, 'bf16': BF16}[precision]
 
 
 @pytest.mark.parametrize('channels,kernel,stride,height,width,epilogue,layout', [
@@ -165,12 +162,14 @@ def test_with_cp_on_cuda():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-def test_torch_compile_keeps_the_triton_scan_in_one_graph():
+def test_torch_compile_keeps_the_triton_scan_in_one_graph(tf32):
     """Inductor compiles the deployed S6 as one graph with our Triton scan inside it."""
     import torch._dynamo
-    model = MobileMamba('S6').cuda().eval()
-    model.switch_to_deploy()
+    tf32(False)
+    model = randomize_norms_and_scales(MobileMamba('S6')).cuda()
     x = torch.randn(8, 3, 224, 224, device='cuda')
+    assert_every_branch_contributes(model, x)
+    model.switch_to_deploy()
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0, explanation.break_reasons
@@ -178,7 +177,7 @@ def test_torch_compile_keeps_the_triton_scan_in_one_graph():
         expected = model(x)
         compiled = torch.compile(model, fullgraph=True)(x)
     for e, c in zip(expected, compiled):
-        torch.testing.assert_close(c, e, rtol=2e-3, atol=2e-3)
+        assert relative_error(c, e) <= GPU_FP32
 
 
 @pytest.mark.parametrize('channels,height,width', [(37, 4, 4), (544, 7, 7), (320, 14, 14), (64, 33, 31)])
@@ -209,11 +208,12 @@ def test_fused_layer_norm_gate_matches_generic(channels, height, width, dtype, c
 
 @pytest.mark.parametrize('arch', ['S6', 'B4'])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
-def test_inference_kernels_match_generic_ss2d(arch, dtype, inference_kernel_calls, monkeypatch):
+def test_inference_kernels_match_generic_ss2d(arch, dtype, inference_kernel_calls, tf32, monkeypatch):
     """The whole backbone with SS2D's fused inference kernels agrees with the generic path."""
     from mmmobilemamba.models.layers import ss2d
     calls = inference_kernel_calls('bidirectional_scan')
-    model = MobileMamba(arch).cuda().eval()
+    tf32(False)
+    model = randomize_norms_and_scales(MobileMamba(arch)).cuda()
     x = torch.randn(2, 3, 224, 288, device='cuda')
     with torch.no_grad(), torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
         fused = model(x)
@@ -221,5 +221,5 @@ def test_inference_kernels_match_generic_ss2d(arch, dtype, inference_kernel_call
         monkeypatch.setattr(ss2d, 'triton_inference_kernel', lambda *args, **kwargs: None)
         generic = model(x)
     for f, g in zip(fused, generic):
-        error = (f.float() - g.float()).abs().max().item()
-        assert error <= (1e-4 if dtype == torch.float32 else 5e-2) * g.float().abs().max().item(), error
+        assert relative_error(f, g) <= (GPU_FP32 if dtype == torch.float32 else BF16)
+    assert_every_branch_contributes(model, x)

@@ -4,11 +4,14 @@ Also: --data-root / --toy rewrite every path and size, and mistakes end with a m
 missing path and the fix."""
 import json
 import math
+import os
 import pickle
 import sys
 
 import pytest
+import torch
 
+from _random_weights import CPU_FP32, assert_every_branch_contributes, randomize_norms_and_scales, relative_error
 from _toolrun import DET_CONFIG, ROOT, SEG_CONFIG, TOY_SIZE, assert_finite_losses, load_tool, make_toy, run, \
     scalars, toy_train_args
 
@@ -25,13 +28,19 @@ def toy(tmp_path_factory):
     ('det', DET_CONFIG, 'coco/bbox_mAP'),
     ('seg', SEG_CONFIG, 'mIoU'),
 ])
-def test_train_then_test(toy, tmp_path, task, config, metric):
+def test_train_then_test(toy, tools, tmp_path, task, config, metric):
+    # training starts from weights whose backbone norms and scales are randomised: a fresh model's
+    # blocks are the identity (and still about so after 3 iterations), and --deploy below would fold
+    # nothing that matters
+    start = tmp_path / 'random_norms.pth'
+    save_with_random_backbone_norms(tools['runner_setup'], config, start)
     work_dir = tmp_path / 'work'
     # score_thr=0: an untrained detector's boxes are all below the default 0.05, and mAP over
     # no boxes is not computed at all; with every box kept the evaluation really runs
     extra = ['model.test_cfg.score_thr=0.0'] if task == 'det' else []
-    out = run(toy_train_args(config, toy[task], work_dir, ITERS, *extra))
+    out = run(toy_train_args(config, toy[task], work_dir, ITERS, *extra, f'load_from={start}'))
     assert 'Iter(train) [3/3]' in out.stdout and 'eta:' in out.stdout
+    assert f'Load checkpoint from {start}' in out.stdout and 'do not match exactly' not in out.stdout
     records = scalars(work_dir)
     assert_finite_losses(records, ITERS)
     assert any(metric in r for r in records), 'no validation after training'
@@ -49,18 +58,48 @@ def test_train_then_test(toy, tmp_path, task, config, metric):
     metrics = json.loads(metrics_file.read_text())
     assert metric in metrics and math.isfinite(metrics[metric]), metrics
     with open(tmp_path / 'pred.pkl', 'rb') as f:
-        assert len(pickle.load(f)) == 2  # one prediction per val image
+        predictions = pickle.load(f)
+    assert len(predictions) == 2  # one prediction per val image
     if extra:
         assert len(list(test_dir.glob('*/vis/*.jpg'))) == 2
 
-    # --deploy: the backbone folded for inference gives the same metrics
+    # --deploy: the backbone folded for inference gives the same predictions and metrics
     deploy_dir = tmp_path / 'test_deploy'
     out = run(['tools/test.py', config, ckpt, '--toy', '--toy-size', TOY_SIZE, '--data-root', toy[task],
-               '--work-dir', deploy_dir, '--deploy', *(['--cfg-options', *extra] if extra else [])])
+               '--work-dir', deploy_dir, '--deploy', '--out', tmp_path / 'deployed.pkl',
+               *(['--cfg-options', *extra] if extra else [])])
     assert 'backbone switched to deploy mode' in out.stdout
     (deploy_file,) = deploy_dir.glob('*/*.json')
     deployed = json.loads(deploy_file.read_text())
     assert deployed[metric] == pytest.approx(metrics[metric], abs=1e-3), (deployed, metrics)
+    with open(tmp_path / 'deployed.pkl', 'rb') as f:
+        deployed_predictions = pickle.load(f)
+    for d, p in zip(deployed_predictions, predictions):
+        for name in PREDICTIONS[task]:
+            assert relative_error(nested(d, name), nested(p, name)) <= CPU_FP32, name
+
+
+PREDICTIONS = {'det': ('pred_instances.scores', 'pred_instances.bboxes'), 'seg': ('seg_logits.data',)}
+
+
+def nested(result, dotted):
+    for key in dotted.split('.'):
+        result = result[key]
+    return torch.as_tensor(result)
+
+
+def save_with_random_backbone_norms(runner_setup, config, path):
+    """Save ``config``'s model as a checkpoint that tools/test.py loads, with its backbone's norms and
+    scales randomised; check on an image that every backbone branch contributes."""
+    from mmengine.registry import MODELS
+    cfg = runner_setup.load_config(os.path.join(ROOT, config))
+    runner_setup.register_modules(runner_setup.detect_task(cfg))
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    randomize_norms_and_scales(model.backbone)
+    assert_every_branch_contributes(model.backbone, torch.randn(1, 3, int(TOY_SIZE), int(TOY_SIZE)))
+    torch.save({'state_dict': model.state_dict()}, path)
 
 
 # ------------------------------------------------------------------ in-process: config edits, errors
