@@ -21,5 +21,5 @@ MMCV_WITH_OPS=1 FORCE_CUDA="${FORCE_CUDA:-0}" MAX_JOBS="${MAX_JOBS:-$(nproc)}" C
   "${PIP[@]}" -q --no-build-isolation mmcv
 
 # 3. mmdet, mmseg and this package (editable), with test tools.
-"${PIP[@]}" -q --no-build-isolation -e ".[tests]"
+"${PIP[@]}" -q --no-build-isolation -e ".[tests,deploy]"
 python -c "import mmcv.ops, mmdet, mmseg, mmmobilemamba; print('installed: mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| mmmobilemamba', mmmobilemamba.__version__)"
