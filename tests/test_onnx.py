@@ -30,22 +30,23 @@ def _scan_inputs(batch, groups, channels, states, length, dtype=torch.float64):
     return [u, delta, A, B, C, D, delta_bias]
 
 
-@pytest.mark.parametrize('length,states,groups,chunk', [
-    (1, 1, 2, 16), (15, 1, 2, 16), (16, 1, 2, 16), (17, 1, 1, 16), (200, 1, 2, 16), (300, 3, 2, 8), (1030, 1, 2, 32)])
-def test_exportable_scan_matches_float64_reference(length, states, groups, chunk):
+@pytest.mark.parametrize('length,states,groups,chunks', [
+    (1, 1, 2, (16, 16)), (15, 1, 2, (16, 16)), (16, 1, 2, (16, 16)), (17, 1, 1, (16, 16)), (200, 1, 2, (16, 16)),
+    (1030, 1, 2, (16, 16)), (300, 3, 2, (8, 4, 2)), (70, 2, 1, (4,)), (33, 1, 2, ())])
+def test_exportable_scan_matches_float64_reference(length, states, groups, chunks):
     inputs = _scan_inputs(2, groups, 3, states, length)
     expected = ss.selective_scan_reference(*inputs)
-    exact = selective_scan_exportable(*inputs, chunk=chunk)
+    exact = selective_scan_exportable(*inputs, chunks=chunks)
     assert exact.dtype == torch.float64
     torch.testing.assert_close(exact, expected, rtol=1e-10, atol=1e-10)
-    single = selective_scan_exportable(*[t.float() for t in inputs], chunk=chunk)
+    single = selective_scan_exportable(*[t.float() for t in inputs], chunks=chunks)
     assert single.dtype == torch.float32
     torch.testing.assert_close(single.double(), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_chunked_scan_needs_a_power_of_two_chunk():
     with pytest.raises(ValueError, match='power of two'):
-        chunked_scan_exportable(torch.zeros(1, 8), torch.zeros(1, 8), chunk=12)
+        chunked_scan_exportable(torch.zeros(1, 8), torch.zeros(1, 8), chunks=(12,))
 
 
 @pytest.mark.parametrize('directions', [1, 2])

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--forms', nargs='+', default=list(FORMS), choices=FORMS)
+    parser.add_argument('--cpu-time', action='store_true',
+                        help='time with this process\'s CPU time instead of wall time: with --threads 1 it '
+                             'is nearly independent of other load on a shared machine')
     return parser
 
 
@@ -71,7 +74,8 @@ def _runners(arch: str, size: int, forms, threads: int, workdir: str) -> Dict[st
     return runners
 
 
-def time_round_robin(runners: Dict[str, Callable], warmup: int, iters: int) -> Dict[str, float]:
+def time_round_robin(runners: Dict[str, Callable], warmup: int, iters: int,
+                     clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
     """Median milliseconds per call of each runner, the runners interleaved call by call."""
     times: Dict[str, List[float]] = {name: [] for name in runners}
     with torch.inference_mode():
@@ -80,9 +84,9 @@ def time_round_robin(runners: Dict[str, Callable], warmup: int, iters: int) -> D
                 fn()
         for _ in range(iters):
             for name, fn in runners.items():
-                start = time.perf_counter()
+                start = clock()
                 fn()
-                times[name].append((time.perf_counter() - start) * 1e3)
+                times[name].append((clock() - start) * 1e3)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -98,12 +102,14 @@ def run(args: argparse.Namespace) -> str:
         for arch in args.archs:
             for size in args.sizes:
                 runners = _runners(arch, size, forms, args.threads, workdir)
-                ms = time_round_robin(runners, args.warmup, args.iters)
+                ms = time_round_robin(runners, args.warmup, args.iters,
+                                      time.process_time if args.cpu_time else time.perf_counter)
                 speedup = (f'{ms["eager"] / ms["deploy"]:.2f}x' if {'eager', 'deploy'} <= set(ms) else '-')
                 rows.append([arch, f'{size}x{size}'] + [f'{ms[f]:.1f}' for f in forms] + [speedup])
                 print(f'{arch} {size}x{size}: ' + ', '.join(f'{f} {ms[f]:.1f} ms' for f in forms), flush=True)
     header = ['model', 'input'] + [f'{f} ms' for f in forms] + ['eager / deploy']
-    lines = [f'CPU latency, batch 1, {args.threads} threads, median of {args.iters} '
+    clock = 'process CPU time' if args.cpu_time else 'wall time'
+    lines = [f'CPU latency, batch 1, {args.threads} threads, {clock}, median of {args.iters} '
              f'(torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {os.cpu_count()} cores)', '',
              '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
