@@ -45,7 +45,7 @@ def test_exportable_scan_matches_float64_reference(length, states, groups, chunk
 
 
 def test_chunked_scan_needs_a_power_of_two_chunk():
-    with pytest.raises(ValueError, match='power of two'):
+    with pytest.raises(ValueError, match='powers of two'):
         chunked_scan_exportable(torch.zeros(1, 8), torch.zeros(1, 8), chunks=(12,))
 
 
@@ -146,3 +146,17 @@ def test_inference_convs_keep_the_input_layout_on_cpu():
             y = converted(x)
             assert y.is_contiguous()
             torch.testing.assert_close(y, conv(x))
+
+
+def test_cpu_benchmark_times_every_form_side_by_side(capsys):
+    import argparse
+
+    from mmmobilemamba.apis import benchmark_cpu
+    args = benchmark_cpu.add_arguments(argparse.ArgumentParser(), prefix='cpu-').parse_args(
+        ['--cpu-archs', 't2', '--cpu-sizes', '64', '--cpu-threads', '1', '--cpu-warmup', '0', '--cpu-iters', '1',
+         '--cpu-forms', 'ORT', 'eager', 'deploy'])
+    table = benchmark_cpu.run(args)
+    header, row = [line for line in table.splitlines() if line.startswith('| ') and '---' not in line]
+    assert header.split(' | ')[2:5] == ['eager ms', 'deploy ms', 'ORT ms']
+    cells = row.strip('| ').split(' | ')
+    assert cells[:2] == ['T2', '64x64'] and all(float(c) > 0 for c in cells[2:5])

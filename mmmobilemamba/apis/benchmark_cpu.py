@@ -9,7 +9,8 @@ round-robin in the same loop, so that a busy machine slows them alike:
 * ``ORT dynamic``: the same on the graph exported with dynamic H and W.
 
 PyTorch and ONNX Runtime use ``--threads`` intra-op threads (default: all cores). Each form runs
-``--warmup`` times, then ``--iters`` timed runs; the table gives the median in milliseconds.
+``--warmup`` times, then ``--iters`` timed runs; the table gives the median in milliseconds
+(``--time``: this process's CPU time instead of wall time, for shared machines with 1 thread).
 
     python -m mmmobilemamba.apis.benchmark_cpu --archs S6 --sizes 224 512
 """
@@ -28,16 +29,21 @@ __all__ = ['add_arguments', 'run', 'main']
 FORMS = ('eager', 'deploy', 'ORT', 'ORT dynamic')
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument('--archs', nargs='+', default=['S6'], type=str.upper, help='MobileMamba variants')
-    parser.add_argument('--sizes', nargs='+', type=int, default=[224, 512], help='square input sizes')
-    parser.add_argument('--threads', type=int, default=os.cpu_count(), help='intra-op threads (default: all cores)')
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--iters', type=int, default=20)
-    parser.add_argument('--forms', nargs='+', default=list(FORMS), choices=FORMS)
-    parser.add_argument('--cpu-time', action='store_true',
-                        help='time with this process\'s CPU time instead of wall time: with --threads 1 it '
-                             'is nearly independent of other load on a shared machine')
+def add_arguments(parser: argparse.ArgumentParser, prefix: str = '') -> argparse.ArgumentParser:
+    """Add this benchmark's options to ``parser`` as ``--{prefix}archs`` etc. (``prefix='cpu-'`` keeps
+    them apart from another tool's options); :func:`run` reads them as ``args.cpu_archs`` etc."""
+    def option(name, **kwargs):
+        parser.add_argument(f'--{prefix}{name}', dest=f'cpu_{name.replace("-", "_")}', **kwargs)
+
+    option('archs', nargs='+', default=['S6'], type=str.upper, help='MobileMamba variants')
+    option('sizes', nargs='+', type=int, default=[224, 512], help='square input sizes')
+    option('threads', type=int, default=os.cpu_count(), help='intra-op threads (default: all cores)')
+    option('warmup', type=int, default=3)
+    option('iters', type=int, default=20)
+    option('forms', nargs='+', default=list(FORMS), choices=FORMS)
+    option('time', action='store_true',
+           help='time with this process\'s CPU time instead of wall time: with 1 thread it is nearly '
+                'independent of other load on a shared machine')
     return parser
 
 
@@ -95,21 +101,21 @@ def run(args: argparse.Namespace) -> str:
     import mmmobilemamba  # noqa: F401  (registers the modules)
     import onnxruntime
 
-    torch.set_num_threads(args.threads)
-    forms = [f for f in FORMS if f in args.forms]
+    torch.set_num_threads(args.cpu_threads)
+    forms = [f for f in FORMS if f in args.cpu_forms]
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        for arch in args.archs:
-            for size in args.sizes:
-                runners = _runners(arch, size, forms, args.threads, workdir)
-                ms = time_round_robin(runners, args.warmup, args.iters,
+        for arch in args.cpu_archs:
+            for size in args.cpu_sizes:
+                runners = _runners(arch, size, forms, args.cpu_threads, workdir)
+                ms = time_round_robin(runners, args.cpu_warmup, args.cpu_iters,
                                       time.process_time if args.cpu_time else time.perf_counter)
                 speedup = (f'{ms["eager"] / ms["deploy"]:.2f}x' if {'eager', 'deploy'} <= set(ms) else '-')
                 rows.append([arch, f'{size}x{size}'] + [f'{ms[f]:.1f}' for f in forms] + [speedup])
                 print(f'{arch} {size}x{size}: ' + ', '.join(f'{f} {ms[f]:.1f} ms' for f in forms), flush=True)
     header = ['model', 'input'] + [f'{f} ms' for f in forms] + ['eager / deploy']
     clock = 'process CPU time' if args.cpu_time else 'wall time'
-    lines = [f'CPU latency, batch 1, {args.threads} threads, {clock}, median of {args.iters} '
+    lines = [f'CPU latency, batch 1, {args.cpu_threads} threads, {clock}, median of {args.cpu_iters} '
              f'(torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {os.cpu_count()} cores)', '',
              '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]

@@ -21,7 +21,6 @@ needs no extra package and keeps H and W symbolic through the models' size arith
 """
 import contextlib
 import copy
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -36,7 +35,7 @@ from mmmobilemamba.models.layers import mambavision_mixer, ss2d, wte_mamba
 from mmmobilemamba.ops.scan_exportable import flattened_selective_scan_exportable
 
 __all__ = ['ExportError', 'ExportTarget', 'load_target', 'randomize_norms', 'export_forms',
-           'export_onnx', 'check_shapes', 'check_onnx']
+           'export_onnx', 'check_shapes', 'check_onnx', 'describe_sizes']
 
 OPSET = 17
 INPUT_NAME = 'input'
@@ -144,10 +143,12 @@ def load_target(target: str, checkpoint: Optional[str] = None, randomize_seed: O
     else:
         raise ExportError(f'unknown export target {target!r}: give a MobileMamba arch '
                           f'({", ".join(MobileMamba.arch_settings)}) or an mmdet / mmseg config file (.py)')
-    if checkpoint:
+    if checkpoint and isinstance(result.reference, MobileMamba):
+        from mmmobilemamba.utils.checkpoint import load_pretrained
+        load_pretrained(result.reference, checkpoint)  # release or converted ImageNet weights
+    elif checkpoint:
         state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-        state = state.get('state_dict', state.get('model', state))
-        result.reference.load_state_dict(state, strict=True)
+        result.reference.load_state_dict(state.get('state_dict', state), strict=True)
     if randomize_seed is not None:
         randomize_norms(result.reference, randomize_seed)
     result.model = _fold(copy.deepcopy(result.model)).eval()
