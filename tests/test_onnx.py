@@ -160,3 +160,16 @@ def test_cpu_benchmark_times_every_form_side_by_side(capsys):
     assert header.split(' | ')[2:5] == ['eager ms', 'deploy ms', 'ORT ms']
     cells = row.strip('| ').split(' | ')
     assert cells[:2] == ['T2', '64x64'] and all(float(c) > 0 for c in cells[2:5])
+
+
+def test_checkpoint_fills_the_exported_model(tmp_path):
+    saved = ox.randomize_norms(ox.load_target('T2').reference, seed=3)
+    path = str(tmp_path / 't2.pth')
+    torch.save(saved.state_dict(), path)
+    target = ox.load_target('T2', checkpoint=path)
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(target.reference.state_dict()[name], tensor), name
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():  # the exported (folded) copy computes what the loaded model computes
+        for got, want in zip(target.model(x), saved(x)):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

@@ -132,7 +132,7 @@ def load_target(target: str, checkpoint: Optional[str] = None, randomize_seed: O
                 ) -> ExportTarget:
     """The :class:`ExportTarget` for an arch name or a config path (``mmdet::...`` allowed).
 
-    ``checkpoint`` (loaded with ``weights_only=True``, strictly) fills the model, then
+    ``checkpoint`` (read by :mod:`mmmobilemamba.utils.checkpoint`, loaded strictly) fills the model, then
     ``randomize_seed`` (if not None) randomises its norms (:func:`randomize_norms`); the folded
     copy that is exported is made after both.
     """
@@ -143,12 +143,13 @@ def load_target(target: str, checkpoint: Optional[str] = None, randomize_seed: O
     else:
         raise ExportError(f'unknown export target {target!r}: give a MobileMamba arch '
                           f'({", ".join(MobileMamba.arch_settings)}) or an mmdet / mmseg config file (.py)')
-    if checkpoint and isinstance(result.reference, MobileMamba):
-        from mmmobilemamba.utils.checkpoint import load_pretrained
-        load_pretrained(result.reference, checkpoint)  # release or converted ImageNet weights
-    elif checkpoint:
-        state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-        result.reference.load_state_dict(state.get('state_dict', state), strict=True)
+    if checkpoint:
+        from mmmobilemamba.utils.checkpoint import load_pretrained, read_checkpoint
+        if isinstance(result.reference, MobileMamba):
+            load_pretrained(result.reference, checkpoint)  # release or converted ImageNet weights
+        else:
+            state = read_checkpoint(checkpoint)
+            result.reference.load_state_dict(state.get('state_dict', state), strict=True)
     if randomize_seed is not None:
         randomize_norms(result.reference, randomize_seed)
     result.model = _fold(copy.deepcopy(result.model)).eval()
