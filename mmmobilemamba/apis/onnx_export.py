@@ -161,8 +161,8 @@ def randomize_norms(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every BatchNorm random affine parameters and statistics, every LayerNorm a random
     affine, and WTE-Mamba's scales random values (seeded), in place.
 
-    A freshly built MobileMamba block is the identity (its branch BatchNorms start at zero);
-    comparisons of two forms of the model need these randomised to mean anything.
+    Every residual branch of a freshly built MobileMamba block adds zero (its last BatchNorm starts
+    at zero); comparisons of two forms of the model need these randomised to mean anything.
     """
     gen = torch.Generator().manual_seed(seed)
 

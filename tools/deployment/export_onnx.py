@@ -10,7 +10,7 @@ A backbone graph returns the stage maps; a config's graph returns the raw head o
 Runtime on the CPU at three input sizes (one not a multiple of 64; the export size only without
 ``--dynamic``) and prints ``max abs diff: X`` against PyTorch as its last line. Without
 ``--checkpoint`` the model has random weights and its norms are randomised (seeded): a fresh
-MobileMamba block is the identity, which would make the check meaningless.
+MobileMamba block's residual branches add zero, which would make the check meaningless.
 """
 import argparse
 import os.path as osp
