@@ -35,6 +35,7 @@ setup(
         'gpu': ['triton'],           # our fast selective scan; ships with CUDA builds of torch
         'mamba': ['mamba-ssm'],      # optional: mamba-ssm's CUDA kernel (needs nvcc to build)
         'bench': ['timm'],           # reference model in tools/benchmark.py
+        'deploy': ['onnx', 'onnxruntime'],  # tools/deployment/export_onnx.py, CPU benchmark
     },
     package_data={'mmmobilemamba': ['py.typed']},
     zip_safe=False,

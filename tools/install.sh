@@ -113,5 +113,5 @@ if [ "$DRY_RUN" = 1 ]; then
 fi
 
 # 3. mmdet, mmseg and this package (editable), with test tools.
-"${PIP[@]}" -q --no-build-isolation -e ".[tests]"
+"${PIP[@]}" -q --no-build-isolation -e ".[tests,deploy]"
 python -c "import mmcv.ops, mmdet, mmseg, mmmobilemamba; print('installed: mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| mmmobilemamba', mmmobilemamba.__version__)"

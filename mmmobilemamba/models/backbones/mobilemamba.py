@@ -217,11 +217,12 @@ class MobileMamba(BaseModule):
         into the convs they follow. The result equals the unfused model up to float rounding;
         outputs stay (B, C, H, W) contiguous.
 
-        With ``inference_convs`` (default) the network then runs channels-last with its 1x1
+        With ``inference_convs`` (default) the network then runs, on CUDA, channels-last with its 1x1
         convolutions as matrix products over channels and its depthwise convolutions as fused Triton
         kernels, each with the ReLU (and depthwise 1x1 conv) that follows it (see
-        :func:`~mmmobilemamba.models.layers.inference_convs.convert_for_inference`); pass False to
-        keep plain ``nn.Conv2d`` layers (e.g. for ONNX export).
+        :func:`~mmmobilemamba.models.layers.inference_convs.convert_for_inference`); on the CPU the
+        same layers run as plain convolutions in the input's memory format. Pass False to keep plain
+        ``nn.Conv2d`` layers (e.g. for ONNX export).
         """
         fuse_modules(self)
         if inference_convs:
@@ -255,12 +256,12 @@ class MobileMamba(BaseModule):
 
     def forward(self, x: torch.Tensor) -> tuple:
         self._check_input(x)
-        x = self.patch_embed(x)  # deploy mode: channels-last from here on
+        x = self.patch_embed(x)  # deploy mode on CUDA: channels-last from here on
         outs = []
         for i, stage in enumerate(self.stages):
             x = self._run_stage(stage, x)
             if i in self.out_indices:
-                outs.append(x.contiguous())  # deploy mode runs channels-last
+                outs.append(x.contiguous())  # deploy mode on CUDA runs channels-last
             if i == self.out_indices[-1]:
                 break
         return tuple(outs)

@@ -11,7 +11,9 @@
   convolution on the channels-last map, and, where a ReLU follows, the bias and ReLU in one Triton
   pass (PyTorch would add the bias and apply the ReLU in two).
 
-All return channels-last maps, so the deployed backbone runs channels-last throughout. They
+On CUDA all return channels-last maps, so the deployed backbone runs channels-last throughout; on
+the CPU they are plain PyTorch convolutions in the input's memory format (channels-last copies and
+1x1 convolutions as matrix products made deploy mode slower than eager on the CPU). They
 compute what the layers they replace compute, to the same precision (TF32 products where cuDNN
 would use TF32, the autocast dtype under autocast, float32 accumulation); under ``torch.compile``,
 with gradients, or without CUDA/Triton they run as PyTorch convolutions.
@@ -92,7 +94,7 @@ def _linear_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> t
 class PointwiseConv(nn.Module):
     """A dense 1x1 convolution run as a matrix product over channels, optionally with a ReLU.
 
-    (B, C_in, H, W) -> (B, C_out, H, W), channels-last. On a channels-last input the token matrix
+    (B, C_in, H, W) -> (B, C_out, H, W), channels-last on CUDA. On a channels-last input the token matrix
     (B*H*W, C_in) is a view, so the convolution is one GEMM with the bias (and ReLU) applied in its
     epilogue, instead of cuDNN's 1x1 convolution with layout conversions and separate bias and
     activation kernels. On CUDA, float32 products use TF32 exactly when a cuDNN convolution would
@@ -115,7 +117,9 @@ class PointwiseConv(nn.Module):
         return f'{self.weight.shape[1]}, {self.weight.shape[0]}, bias={self.bias is not None}, relu={self.relu}'
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # inductor plans convolutions itself
+        # inductor plans convolutions itself; on the CPU the plain convolution in the input's own
+        # memory format is faster than a matrix product over a channels-last copy
+        if torch.compiler.is_compiling() or not x.is_cuda:
             y = F.conv2d(x, self.weight[:, :, None, None], self.bias)
             return F.relu(y) if self.relu else y
         batch, channels, height, width = x.shape
@@ -207,8 +211,8 @@ class DepthwiseConv(_SquareConv):
 class DenseConv(_SquareConv):
     """A groups-1 ``K x K`` convolution (padding ``K // 2``, stride 1 or 2), optionally with a ReLU.
 
-    (B, C_in, H, W) -> (B, C_out, ceil(H/stride), ceil(W/stride)), channels-last. The convolution
-    is cuDNN's on the channels-last input; with a ReLU, on CUDA without gradients, it runs without
+    (B, C_in, H, W) -> (B, C_out, ceil(H/stride), ceil(W/stride)), channels-last on CUDA. The
+    convolution is cuDNN's on the channels-last input; with a ReLU, on CUDA without gradients, it runs without
     bias and one Triton pass adds the bias and applies the ReLU (H100, S6 stem at batch 256: 0.84 ->
     0.59 ms for the first layer in float32, measured against conv+bias then ReLU).
     """
@@ -225,7 +229,8 @@ class DenseConv(_SquareConv):
                 f'stride={self.stride}, bias={self.bias is not None}, relu={self.relu}')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
+        if x.is_cuda:  # on the CPU the input's own memory format is faster
+            x = x.contiguous(memory_format=torch.channels_last)
         epilogue = _triton_kernel('depthwise_conv', x, self.weight) if self.relu and self.bias is not None else None
         if epilogue is not None:
             y = F.conv2d(x, self.weight, None, self.stride, self.kernel_size // 2)
