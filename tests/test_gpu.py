@@ -64,15 +64,15 @@ def test_deployed_backbone_matches_unfused(arch, dtype, monkeypatch):
     """Deploy mode (channels-last, GEMM 1x1 convs, Triton depthwise and stem convs) against the
     trained form, on an input whose stage sizes are odd; the Triton kernels really run; the TF32
     flag of matrix products is left as it was."""
-    from mmmobilemamba.models.layers import selective_scan as ss
+    from mmmobilemamba.ops import kernel_registry
     model = _randomize_batchnorm(MobileMamba(arch)).cuda().eval()
     x = torch.randn(2, 3, 208, 300, device='cuda')
     amp = torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32)
     with torch.no_grad(), amp:
         reference = model(x)
     model.switch_to_deploy()
-    kernel, calls = ss._LOADED_KERNELS['depthwise_conv'], []
-    monkeypatch.setitem(ss._LOADED_KERNELS, 'depthwise_conv', lambda *a: calls.append(a[1] is None) or kernel(*a))
+    kernel, calls = kernel_registry.loaded_kernel('depthwise_conv'), []
+    monkeypatch.setitem(kernel_registry.LOADED_KERNELS, 'depthwise_conv', lambda *a: calls.append(a[1] is None) or kernel(*a))
     tf32 = torch.backends.cuda.matmul.allow_tf32
     with torch.no_grad(), amp:
         deployed = model(x)

@@ -260,7 +260,7 @@ def without_inference_kernels():
 
 
 def resolved_backend(device, name='auto'):
-    from mmmobilemamba.models.layers.selective_scan import available_backends
+    from mmmobilemamba.ops import available_backends
     usable = available_backends(device)
     return usable[0] if name == 'auto' or name not in usable else name
 
@@ -296,7 +296,7 @@ THROUGHPUT_HEADER = ['model', 'kind', 'input', 'batch', 'precision', 'BN fused',
 # -------------------------------------------------------------------------------------- sections
 def section_throughput(args, device):
     from mmmobilemamba.models.classifier import MobileMambaClassifier
-    from mmmobilemamba.models.layers.selective_scan import available_backends
+    from mmmobilemamba.ops import available_backends
     backend = resolved_backend(device, args.scan_backend)
     rows = []
     with scan_backend(args.scan_backend):
@@ -444,7 +444,7 @@ def scan_inputs(u_shape, b_shape, device, dtype, grad):
 
 def section_scan(args, device):
     from mmmobilemamba.models.backbones import MobileMamba
-    from mmmobilemamba.models.layers.selective_scan import available_backends, selective_scan
+    from mmmobilemamba.ops import available_backends, selective_scan
     backends = [b for b in available_backends(device) if b != 'reference']
     arch = 'S6' if 'S6' in args.archs else args.archs[0]
     model = MobileMamba(arch).to(device).eval()

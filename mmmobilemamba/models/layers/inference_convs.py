@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .selective_scan import _LOADED_KERNELS, _load_kernel
+from mmmobilemamba.ops import load_kernel, loaded_kernel
 
 __all__ = ['PointwiseConv', 'DepthwiseConv', 'DenseConv', 'is_pointwise_conv', 'is_depthwise_conv',
            'is_dense_conv', 'convert_for_inference']
@@ -62,7 +62,7 @@ def _triton_kernel(name: str, x: torch.Tensor, weight: torch.Tensor):
         return None
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return None
-    return _LOADED_KERNELS.get(name)
+    return loaded_kernel(name)
 
 
 def _autocast_dtype(x: torch.Tensor):
@@ -271,7 +271,7 @@ def convert_for_inference(module: nn.Module) -> nn.Module:
     """Replace, in place, the convolutions of a BN-folded ``module`` by their inference forms and
     fuse the epilogues that follow them inside ``nn.Sequential`` containers (see the module doc).
     Loads the Triton depthwise kernel where it can be imported."""
-    _load_kernel('depthwise_conv')
+    load_kernel('depthwise_conv')
     _convert_convs(module)
     for sub in module.modules():
         if isinstance(sub, nn.Sequential):

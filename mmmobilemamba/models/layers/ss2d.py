@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv_bn import ConvBN
-from .selective_scan import selective_scan, triton_inference_kernel
+from mmmobilemamba.ops import selective_scan, triton_inference_kernel
 
 __all__ = ['LayerNorm2d', 'BiSS2D', 'flattened_selective_scan', 'init_scan_parameters']
 
