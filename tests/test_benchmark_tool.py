@@ -1,8 +1,8 @@
 """tools/benchmark.py on the CPU with tiny settings: every requested table comes out with numbers."""
+import importlib
 import math
 import re
 
-from _toolrun import load_tool
 
 
 def _rows(text, title):
@@ -13,7 +13,7 @@ def _rows(text, title):
 
 def test_throughput_and_scan_tables(tmp_path):
     out = tmp_path / 'bench.md'
-    load_tool('benchmark').main(['--device', 'cpu', '--sections', 'throughput', 'scan', '--archs', 'T2',
+    importlib.import_module('mmmobilemamba.apis.benchmark').main(['--device', 'cpu', '--sections', 'throughput', 'scan', '--archs', 'T2',
                                  '--batch', '1', '--img-size', '128', '--warmup', '0', '--iters', '1',
                                  '--compare-scan-archs', 'T2', '--out', str(out)])
     text = out.read_text()

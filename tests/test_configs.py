@@ -171,7 +171,7 @@ def test_stock_mmdet_resnet_config_takes_mobilemamba(stock):
     ('configs/det/ssdlite_mobilemamba_b1.py', None, dict(shape=(320, 320), model_type='SingleStageDetector')),
 ])
 def test_get_flops_on_configs(path, shape, expect, capsys):
-    tool = load_tool('get_flops')
+    tool = load_tool('analysis_tools/get_flops')
     result = tool.main([os.path.join(ROOT, path)] + (['--shape', *map(str, shape)] if shape else []))
     out = capsys.readouterr().out
     assert 'FLOPs:' in out and 'params:' in out

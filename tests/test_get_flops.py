@@ -21,13 +21,13 @@ def test_classifier_matches_paper_within_3_percent(arch):
 
 
 def test_cli_arch_table(capsys):
-    load_tool('get_flops').main(['--arch', 's6'])
+    load_tool('analysis_tools/get_flops').main(['--arch', 's6'])
     out = capsys.readouterr().out
     assert 'S6' in out and '652.000M' in out and '15.000M' in out
 
 
 def test_cli_rejects_ambiguous_requests():
-    tool = load_tool('get_flops')
+    tool = load_tool('analysis_tools/get_flops')
     for argv in ([], ['--arch', 'S6', '--all-archs'], ['x.py', '--arch', 'S6']):
         with pytest.raises(SystemExit):
             tool.parse_args(argv)

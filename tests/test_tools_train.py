@@ -2,6 +2,7 @@
 iterations on toy data (finite losses, a checkpoint), then tools/test.py evaluates the checkpoint.
 Also: --data-root / --toy rewrite every path and size, and mistakes end with a message naming the
 missing path and the fix."""
+import importlib
 import json
 import math
 import pickle
@@ -68,7 +69,8 @@ def test_train_then_test(toy, tmp_path, task, config, metric):
 def tools():
     saved = list(sys.path)  # train.py / test.py put tools/ on sys.path to import runner_setup
     try:
-        yield {name: load_tool(name) for name in ('runner_setup', 'train', 'test')}
+        yield dict(runner_setup=importlib.import_module('mmmobilemamba.apis.runner_setup'),
+                   **{name: load_tool(name) for name in ('train', 'test')})
     finally:
         sys.path[:] = saved
 

@@ -15,8 +15,7 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import runner_setup as rs  # noqa: E402
+from mmmobilemamba.apis import runner_setup as rs
 
 
 def parse_args(argv=None):

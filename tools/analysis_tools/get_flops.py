@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from mmmobilemamba.utils.complexity import (PAPER_IMAGENET, classifier_complexity,  # noqa: E402
                                             config_complexity, format_count)

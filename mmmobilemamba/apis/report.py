@@ -36,9 +36,7 @@ import re
 import sys
 from collections import OrderedDict
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository
 
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 

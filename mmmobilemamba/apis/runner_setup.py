@@ -20,7 +20,7 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository
 
 # --toy defaults (the README and tools/train.py --help describe them)
 TOY_DATA_ROOTS = {'det': 'data/toy/coco/', 'seg': 'data/toy/ade/ADEChallengeData2016'}
