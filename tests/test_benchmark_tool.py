@@ -1,8 +1,8 @@
-"""tools/benchmark.py on the CPU with tiny settings: every requested table comes out with numbers."""
-import importlib
+"""tools/analysis_tools/benchmark.py on the CPU with tiny settings: every requested table comes out with numbers."""
 import math
 import re
 
+from _toolrun import load_tool
 
 
 def _rows(text, title):
@@ -13,9 +13,9 @@ def _rows(text, title):
 
 def test_throughput_and_scan_tables(tmp_path):
     out = tmp_path / 'bench.md'
-    importlib.import_module('mmmobilemamba.apis.benchmark').main(['--device', 'cpu', '--sections', 'throughput', 'scan', '--archs', 'T2',
-                                 '--batch', '1', '--img-size', '128', '--warmup', '0', '--iters', '1',
-                                 '--compare-scan-archs', 'T2', '--out', str(out)])
+    load_tool('analysis_tools/benchmark').main([
+        '--device', 'cpu', '--sections', 'throughput', 'scan', '--archs', 'T2', '--batch', '1', '--img-size', '128',
+        '--warmup', '0', '--iters', '1', '--compare-scan-archs', 'T2', '--out', str(out)])
     text = out.read_text()
     assert '- device:' in text and 'failed' not in text
     throughput = _rows(text, 'Classifier throughput')

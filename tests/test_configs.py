@@ -1,6 +1,6 @@
 """Every config under configs/ builds its model and runs one loss step (with backward) and one
 predict step on small toy inputs; stock mmdet/mmseg ResNet configs take MobileMamba by changing
-only backbone and neck; tools/get_flops.py counts a detector and a segmentor.
+only backbone and neck; tools/analysis_tools/get_flops.py counts a detector and a segmentor.
 
 mmdet and mmseg are required: without them these tests fail (they are never skipped).
 """

@@ -1,4 +1,4 @@
-"""tools/visualize_erf.py: effective receptive fields of MobileMamba stages and of other backbones."""
+"""tools/analysis_tools/visualize_erf.py (mmmobilemamba.apis.erf): effective receptive fields of MobileMamba stages and of other backbones."""
 import importlib
 import json
 

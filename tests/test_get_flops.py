@@ -1,4 +1,4 @@
-"""tools/get_flops.py and mmmobilemamba.utils.complexity on the ImageNet classifiers."""
+"""tools/analysis_tools/get_flops.py and mmmobilemamba.utils.complexity on the ImageNet classifiers."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""tools/report.py on fake work dirs: metrics parsed from mmengine logs, paper numbers alongside,
+"""tools/analysis_tools/report.py (mmmobilemamba.apis.report) on fake work dirs: metrics parsed from mmengine logs, paper numbers alongside,
 benchmark FPS picked up, training curves written."""
 import importlib
 import json
@@ -51,7 +51,7 @@ def fake_tree(tmp_path):
     (other / 'retinanet_mobilemamba_b1.py').write_text('# config dump\n')
     with open(other / '20250104_000000' / '20250104_000000.json', 'w') as f:
         json.dump({'coco/bbox_mAP': 0.385, 'coco/bbox_mAP_50': 0.59}, f)
-    # benchmark results as tools/benchmark.py writes them
+    # benchmark results as tools/analysis_tools/benchmark.py writes them
     bench = tmp_path / 'benchmarks'
     bench.mkdir()
     (bench / 'gpu_results.md').write_text(

@@ -135,7 +135,7 @@ def test_clear_errors(tools, tmp_path, monkeypatch, toy):
     assert str(tmp_path / 'nowhere') in msg and 'make_toy_data.py' in msg and '--data-root' in msg
 
     msg = _error(train, [DET_CONFIG, '--toy', '--data-root', str(tmp_path / 'nowhere')])
-    assert 'python tools/make_toy_data.py' in msg
+    assert 'python tools/dataset_converters/make_toy_data.py' in msg
 
     msg = _error(train, [DET_CONFIG, '--data-root', toy['det'],
                          '--cfg-options', 'model.backbone.init_cfg.checkpoint=/no/such.pth'])

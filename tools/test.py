@@ -12,14 +12,14 @@ Runner: COCO mAP (mmdet CocoMetric) or mIoU (mmseg IoUMetric), as the config's t
 """
 import argparse
 import os
-import os.path as osp
-import sys
+
+from mmengine.config import DictAction
 
 from mmmobilemamba.apis import runner_setup as rs
+from mmmobilemamba.utils.compat import logger_hook_dumps_on_rank0_only
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config', help='config file the checkpoint was trained with')
     p.add_argument('checkpoint', help='checkpoint file (.pth)')
@@ -74,42 +74,13 @@ def build_config(args, log=print):
     return cfg, task
 
 
-def _dump_metrics_on_rank0_only(runner):
-    """mmengine's LoggerHook writes WORK_DIR/<timestamp>/<timestamp>.json from every rank into the
-    same file, so a distributed test can leave two interleaved copies; only rank 0 writes it here."""
-    if runner.rank == 0:
-        return
-    from mmengine.hooks import LoggerHook
-    for hook in runner.hooks:
-        if isinstance(hook, LoggerHook):
-            hook.after_test_epoch = lambda runner, metrics=None: None
-
-
-def _deploy_backbone_after_loading(runner):
-    """Switch the backbone to deploy mode once the checkpoint is loaded (mmengine loads it inside
-    ``runner.test()``, before the test loop's ``before_test`` hooks)."""
-    from mmengine.hooks import Hook
-    from mmengine.model import is_model_wrapper
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    backbone = getattr(model, 'backbone', None)
-    if not hasattr(backbone, 'switch_to_deploy'):
-        raise rs.ToolError(f'--deploy: the backbone ({type(backbone).__name__}) has no switch_to_deploy(); '
-                           f'it applies to MobileMamba backbones')
-
-    class DeployBackbone(Hook):
-        def before_test(self, runner):
-            backbone.switch_to_deploy()
-            runner.logger.info('--deploy: backbone switched to deploy mode (BN folded, inference convolutions)')
-    runner.register_hook(DeployBackbone(), priority='LOWEST')
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg, task = build_config(args)
     runner = rs.build_runner(cfg, args.launcher)
-    _dump_metrics_on_rank0_only(runner)
+    logger_hook_dumps_on_rank0_only(runner)
     if args.deploy:
-        _deploy_backbone_after_loading(runner)
+        rs.deploy_backbone_after_loading(runner)
     if args.out:
         if task == 'det':
             from mmdet.evaluation import DumpDetResults

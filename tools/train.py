@@ -7,7 +7,7 @@
     python tools/train.py CONFIG --toy                     # toy data, 20 iterations, small images (CPU)
     bash tools/dist_train.sh CONFIG 8                      # 8 processes (GPUs, or CPU with gloo)
 
---toy (after `python tools/make_toy_data.py`) changes, before --cfg-options are applied:
+--toy (after `python tools/dataset_converters/make_toy_data.py`) changes, before --cfg-options are applied:
 data root -> data/toy/coco/ or data/toy/ade/ADEChallengeData2016; every image size (Resize
 scales, crop sizes, pads, the preprocessor's size) x f so that the test short side is
 --toy-size px; an IterBasedTrainLoop (InfiniteSampler) of --toy-iters iterations, lr warm-up (LinearLR from
@@ -18,7 +18,8 @@ not on disk are dropped (trained from scratch); work dir work_dirs/toy/CONFIG_NA
 import argparse
 import os
 import os.path as osp
-import sys
+
+from mmengine.config import DictAction
 
 from mmmobilemamba.apis import runner_setup as rs
 
@@ -37,11 +38,11 @@ def parse_args(argv=None):
     p.add_argument('--data-root', metavar='DIR',
                    help="replace the config's data_root everywhere (datasets and evaluator files)")
     p.add_argument('--toy', action='store_true',
-                   help='run on the toy data (python tools/make_toy_data.py) with a short schedule '
+                   help='run on the toy data (python tools/dataset_converters/make_toy_data.py) with a short schedule '
                    'and small images, so a CPU run takes minutes (what it changes: above)')
     p.add_argument('--toy-iters', type=int, default=rs.TOY_ITERS, help=f'--toy: training iterations (default {rs.TOY_ITERS})')
     p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE})')
-    p.add_argument('--cfg-options', nargs='+', action=_dict_action(), metavar='KEY=VALUE',
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                    help='override config entries, e.g. train_dataloader.batch_size=8 '
                    "model.backbone.init_cfg=None (applied last)")
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -50,11 +51,6 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
-
-
-def _dict_action():
-    from mmengine.config import DictAction
-    return DictAction
 
 
 def build_config(args, log=print):

@@ -1,14 +1,13 @@
-#!/usr/bin/env python
 """Speed benchmarks of MobileMamba: classifier throughput, resolution scaling, selective-scan
 backends, reference models, and det/seg models built from configs.
 
 Run from the repository root::
 
-    python tools/benchmark.py                          # everything but det/seg, on CUDA if present
-    python tools/benchmark.py --sections det --config configs/det/retinanet_mobilemamba_s6.py \
+    python tools/analysis_tools/benchmark.py               # everything but det/seg, on CUDA if present
+    python tools/analysis_tools/benchmark.py --sections det --config configs/det/retinanet_mobilemamba_s6.py \
         mmdet::retinanet/retinanet_r18_fpn_1x_coco.py
-    python tools/benchmark.py --device cpu             # small CPU defaults (batch 8, few iterations)
-    python tools/benchmark.py --out benchmarks/gpu_results.md
+    python tools/analysis_tools/benchmark.py --device cpu  # small CPU defaults (batch 8, few iterations)
+    python tools/analysis_tools/benchmark.py --out benchmarks/gpu_results.md
 
 Timing: warm-up runs first, then each run is timed separately (CUDA events on the GPU,
 ``time.perf_counter`` on the CPU) and the median is reported. Peak memory is
@@ -24,11 +23,11 @@ import platform
 import statistics
 import sys
 import time
-import types
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository
+from mmmobilemamba.utils.compat import install_mmcv_ext_stub
+
 
 ARCHS = ('T2', 'T4', 'S6', 'B1', 'B2', 'B4')
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -69,8 +68,8 @@ def parse_args(argv=None):
                    help='mmdet/mmseg configs to time (tensor-mode forward, no post-processing); '
                         '"mmdet::path" or "mmseg::path" reads from the installed package')
     p.add_argument('--det-shape', nargs=2, type=int, metavar=('H', 'W'),
-                   help='input size for --config models (default: a 4:3 image at the config\'s '
-                        'test scale, padded to the preprocessor\'s size divisor)')
+                   help='input size for --config models (default: the size get_flops counts, '
+                        'mmmobilemamba.apis.config.input_shape; padded to the preprocessor\'s size divisor)')
     p.add_argument('--det-iters', type=int, help='timed runs for det/seg (default 50 CUDA / 3 CPU)')
     p.add_argument('--det-precisions', nargs='+', choices=list(DTYPES),
                    help='precisions for det/seg (default fp32 fp16 on CUDA, fp32 on CPU)')
@@ -510,73 +509,8 @@ def _vs_mamba_ssm(ref, gpu, f, fb):
 
 
 # ----------------------------------------------------------------------------------------- det/seg
-def install_mmcv_ext_stub():
-    try:
-        import mmcv._ext  # noqa: F401
-        return False
-    except ImportError:
-        pass
-    stub = types.ModuleType('mmcv._ext')
-
-    def _missing(name):
-        def fn(*args, **kwargs):
-            raise RuntimeError(f'mmcv compiled op {name!r} is not available (stub from tools/benchmark.py)')
-        return fn
-
-    def __getattr__(name):
-        if name.startswith('__'):
-            raise AttributeError(name)
-        return _missing(name)
-
-    stub.__getattr__ = __getattr__
-    sys.modules['mmcv._ext'] = stub
-    return True
-
-
-def _find_resize_scale(pipeline):
-    for step in pipeline or []:
-        if step.get('type') in ('Resize', 'RandomResize', 'mmdet.Resize') and step.get('scale') is not None:
-            return step['scale']
-        if step.get('type') == 'TestTimeAug':
-            for group in step.get('transforms', []):
-                scale = _find_resize_scale(group)
-                if scale is not None:
-                    return scale
-    return None
-
-
-def default_input_shape(cfg):
-    """A 4:3 image resized to the config's test scale (keep ratio), padded to the size divisor."""
-    pipeline = cfg.get('test_pipeline') or cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
-    scale = _find_resize_scale(pipeline) or (1333, 800)
-    if isinstance(scale, int):
-        scale = (scale, scale)
-    long_side, short_side = max(scale), min(scale)
-    h = short_side
-    w = min(long_side, round(h * 4 / 3))
-    divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
-    h, w = (-(-h // divisor) * divisor, -(-w // divisor) * divisor)
-    return h, w
-
-
-def build_from_config(path):
-    from mmengine.config import Config
-    from mmmobilemamba.utils.complexity import resolve_config_path
-    cfg = Config.fromfile(resolve_config_path(path))
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope == 'mmseg':
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    else:
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    cfg.model.pop('pretrained', None)
-    model = MODELS.build(cfg.model)
-    return cfg, model, scope
-
-
 def section_det(args, device):
+    from .config import build_model, input_shape, load_config
     if args.stub_mmcv_ops and install_mmcv_ext_stub():
         print('note: mmcv has no compiled ops here; a stub mmcv._ext is registered (tensor-mode '
               'forward of these models calls none)', flush=True)
@@ -584,13 +518,14 @@ def section_det(args, device):
     backend = resolved_backend(device, args.scan_backend)
     for path in args.config:
         try:
-            cfg, model, scope = build_from_config(path)
+            cfg = load_config(path)
+            model, scope = build_model(cfg), cfg.get('default_scope', 'mmdet')
         except Exception as e:
             print(f'{path}: could not build ({type(e).__name__}: {str(e)[:200]})', flush=True)
             rows.append([osp.basename(path), '-', '-', '-', '-', 'build failed', '-', '-', '-', '-'])
             continue
         model = model.to(device).eval()
-        h, w = args.det_shape or default_input_shape(cfg)
+        h, w = input_shape(cfg, args.det_shape)
         x = torch.randn(1, 3, h, w, device=device)
         is_mm = type(getattr(model, 'backbone', None)).__name__ == 'MobileMamba'
         variants = [('no', False)] + ([('yes', True)] if is_mm else [])
@@ -627,7 +562,7 @@ def environment(args, device):
         lines[-1] += f', triton {triton.__version__}'
     except ImportError:
         pass
-    lines.append(f'- command: `python tools/benchmark.py {" ".join(sys.argv[1:])}`')
+    lines.append(f'- command: `python tools/analysis_tools/benchmark.py {" ".join(sys.argv[1:])}`')
     lines.append(f'- timing: median of {args.iters} runs after {args.warmup} warm-up runs'
                  + (' (CUDA events)' if device.type == 'cuda' else ' (perf_counter)'))
     if args.compile:
@@ -666,6 +601,3 @@ def main(argv=None):
         with open(args.out, 'w') as f:
             f.write('\n'.join(out))
 
-
-if __name__ == '__main__':
-    main()

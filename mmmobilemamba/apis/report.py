@@ -1,14 +1,13 @@
-#!/usr/bin/env python
 """Reproduction report: one markdown table of every config's params, FLOPs, evaluation results
 and benchmark FPS next to the numbers the MobileMamba authors published, plus training curves.
 
-    python tools/report.py                                   # all configs under configs/
-    python tools/report.py configs/det/retinanet_mobilemamba_b1.py configs/seg/*.py
-    python tools/report.py --skip-flops --out work_dirs/report/report.md
+    python tools/analysis_tools/report.py                                   # all configs under configs/
+    python tools/analysis_tools/report.py configs/det/retinanet_mobilemamba_b1.py configs/seg/*.py
+    python tools/analysis_tools/report.py --skip-flops --out work_dirs/report/report.md
 
 Sources:
 
-* params / FLOPs: ``mmmobilemamba.utils.complexity.config_complexity`` (the whole model on
+* params / FLOPs: ``mmmobilemamba.apis.flops.config_complexity`` (the whole model on
   one image: detectors 1280x800, SSD its ``input_size``, segmentors their crop, 512x512);
   ``--skip-flops`` leaves these columns empty (building and tracing every model takes minutes).
 * results: every run directory ``WORK_DIRS/**/<timestamp>/`` whose work dir belongs to a
@@ -18,7 +17,7 @@ Sources:
   ``<timestamp>/<timestamp>.json``; the table shows the most recent evaluation. COCO metrics
   (fractions in the logs) are shown in percent like mIoU.
 * FPS: markdown tables in ``BENCHMARKS/*.md`` that have ``config`` and ``FPS`` columns (as
-  ``tools/benchmark.py --sections det`` writes them), and ``BENCHMARKS/*.json`` lists of
+  ``tools/analysis_tools/benchmark.py --sections det`` writes them), and ``BENCHMARKS/*.json`` lists of
   records with ``config`` and ``fps`` keys. One column per file, fp32 rows preferred.
 * paper: the official release README (github.com/lewandofskee/MobileMamba, "Downstream
   Results"), for the configs that reproduce a released model; empty where nothing was published.
@@ -29,14 +28,12 @@ run directory under ``<out dir>/curves/`` and are linked from the report.
 import argparse
 import glob
 import json
-import math
 import os
 import os.path as osp
 import re
-import sys
 from collections import OrderedDict
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository
+from .config import ROOT, load_config
 
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 
@@ -109,9 +106,8 @@ def find_configs(paths, configs_dir):
 
 def config_info(path):
     """Task, dataset and scope of a config (without building the model)."""
-    from mmengine.config import Config
     try:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
     except Exception as e:  # noqa: BLE001  (report what failed, keep going)
         return dict(scope='?', dataset='?', error=f'{type(e).__name__}: {e}')
     scope = cfg.get('default_scope', '?')
@@ -128,7 +124,7 @@ def config_info(path):
 def complexity(path):
     """(params, flops, shape) via the shared counter; (None, None, None, error) on failure."""
     try:
-        from mmmobilemamba.utils.complexity import config_complexity
+        from .flops import config_complexity
         r = config_complexity(path)
         return dict(params=r['params'], flops=r['flops'], shape=tuple(r['shape']))
     except Exception as e:  # noqa: BLE001
@@ -470,7 +466,7 @@ def render(rows, benchmarks, devices, out_path, curves, skip_flops, work_dirs_ro
               'Results"); empty where the authors published nothing for that config.',
               '- ours: the latest evaluation in the run directory; COCO mAP and mIoU in %. '
               'Runs under `work_dirs/toy/` are toy-data smoke runs, not reproductions.',
-              '- params / FLOPs: whole model, `mmmobilemamba.utils.complexity.config_complexity` '
+              '- params / FLOPs: whole model, `mmmobilemamba.apis.flops.config_complexity` '
               '(fvcore convention: 1 multiply-add = 1 FLOP), at the input size shown.'
               + (' Skipped (--skip-flops).' if skip_flops else '')]
     for src in benchmarks:
@@ -540,6 +536,3 @@ def main(argv=None):
     print(f'report written to {args.out}' + (f', {len(curves)} curve plot(s)' if curves else ''))
     return rows
 
-
-if __name__ == '__main__':
-    main()

@@ -25,8 +25,8 @@ mmdet's CocoMetric work unchanged. ADE20K label maps use 0 for unlabelled pixels
 with ``reduce_zero_label=True``, as in the real dataset), 4 ('floor') for a band at the
 bottom of every image and the class values above for the shapes.
 
-    python tools/make_toy_data.py                     # -> data/toy/{coco,ade}
-    python tools/make_toy_data.py --out /tmp/toy --train 8 --val 4 --min-size 128 --max-size 160
+    python tools/dataset_converters/make_toy_data.py                     # -> data/toy/{coco,ade}
+    python tools/dataset_converters/make_toy_data.py --out /tmp/toy --train 8 --val 4 --min-size 128 --max-size 160
 """
 import argparse
 import json
