@@ -17,7 +17,8 @@ TOY_SIZE = '128'  # --toy-size: short side of the test images (px); MobileMamba 
 def load_tool(name):
     """tools/NAME.py (NAME may hold a folder) as a module, loaded by path (``test`` would clash with
     Python's test package)."""
-    spec = importlib.util.spec_from_file_location(f'_mmm_tool_{name.replace("/", "_")}', os.path.join(ROOT, 'tools', f'{name}.py'))
+    path = os.path.join(ROOT, 'tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'_mmm_tool_{name.replace("/", "_")}', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,4 +1,5 @@
-"""tools/analysis_tools/visualize_erf.py (mmmobilemamba.apis.erf): effective receptive fields of MobileMamba stages and of other backbones."""
+"""mmmobilemamba.apis.erf (tools/analysis_tools/visualize_erf.py): effective receptive fields of
+MobileMamba stages and of other backbones."""
 import importlib
 import json
 

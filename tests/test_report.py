@@ -1,5 +1,5 @@
-"""tools/analysis_tools/report.py (mmmobilemamba.apis.report) on fake work dirs: metrics parsed from mmengine logs, paper numbers alongside,
-benchmark FPS picked up, training curves written."""
+"""mmmobilemamba.apis.report (tools/analysis_tools/report.py) on fake work dirs: metrics parsed from
+mmengine logs, paper numbers alongside, benchmark FPS picked up, training curves written."""
 import importlib
 import json
 import os

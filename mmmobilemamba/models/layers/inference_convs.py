@@ -209,8 +209,8 @@ class DenseConv(_SquareConv):
 
     (B, C_in, H, W) -> (B, C_out, ceil(H/stride), ceil(W/stride)), channels-last. The convolution
     is cuDNN's on the channels-last input; with a ReLU, on CUDA without gradients, it runs without
-    bias and one Triton pass adds the bias and applies the ReLU (H100, S6 stem at batch 256: 0.84 ->
-    0.59 ms for the first layer in float32, measured against conv+bias then ReLU).
+    bias and one Triton pass adds the bias and applies the ReLU (PyTorch would take two passes;
+    measured in ``benchmarks/design_measurements.md``).
     """
 
     accepts = staticmethod(is_dense_conv)

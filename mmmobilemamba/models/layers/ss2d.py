@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv_bn import ConvBN
 from mmmobilemamba.ops import selective_scan, triton_inference_kernel
+
+from .conv_bn import ConvBN
 
 __all__ = ['LayerNorm2d', 'BiSS2D', 'flattened_selective_scan', 'init_scan_parameters']
 
