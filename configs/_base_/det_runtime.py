@@ -1,5 +1,5 @@
 # mmdet runtime: hooks, logging, visualisation (epoch-based).
-_base_ = './custom_imports.py'
+_base_ = './mobilemamba.py'
 
 default_scope = 'mmdet'
 default_hooks = dict(

@@ -1,5 +1,5 @@
 # mmseg runtime: hooks, logging, visualisation (iteration-based).
-_base_ = './custom_imports.py'
+_base_ = './mobilemamba.py'
 
 default_scope = 'mmseg'
 default_hooks = dict(
