@@ -1,15 +1,15 @@
 # Semantic FPN, MobileMamba-B4 backbone, ADE20K 512x512, 160k iterations.
 # Reproduces the official release's `fpn_mobilemamba_b4-160k_ade20k-512x512.py`
-# (README: 42.5 mIoU single-scale, 19.8M params, 5.6G FLOPs) with its hyper-parameters:
+# (published result: configs/seg/metafile.yml) with its hyper-parameters:
 # 32 images per iteration (4 GPUs x 8), AdamW 1.2e-4 / wd 0.05, no decay on 'norm' params,
 # 10x lr on 'head' params, no gradient clipping, 1500-iter warm-up, cosine from 80k,
 # BN not frozen, drop path 0.03. mmseg FPN neck (256 ch) over the three stage maps and an
 # FPNHead (128 ch) on strides 16/32/64; no auxiliary head.
 _base_ = [
     '../_base_/models/seg_mobilemamba_b4.py',
-    '../_base_/datasets/ade20k.py',
+    'mmseg::_base_/datasets/ade20k.py',
     '../_base_/schedules/seg_adamw_80k.py',
-    '../_base_/seg_runtime.py',
+    'mmseg::_base_/default_runtime.py',
 ]
 
 model = dict(

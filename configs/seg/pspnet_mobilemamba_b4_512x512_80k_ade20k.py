@@ -1,6 +1,6 @@
 # PSPNet, MobileMamba-B4 backbone (no neck), ADE20K 512x512, 80k iterations.
 # Reproduces the official release's `pspnet_mobilemamba_b4-80k_ade20k-512x512.py`
-# (README: 36.9 mIoU single-scale, 20.5M params, 4.5G FLOPs): deeplabv3_mobilemamba_b4's
+# (published result: configs/seg/metafile.yml): deeplabv3_mobilemamba_b4's
 # recipe (same backbone, auxiliary head, data and schedule) with a PSP head (pool scales
 # 1/2/3/6, 256 channels) on the stride-64 map instead of ASPP.
 _base_ = './deeplabv3_mobilemamba_b4_512x512_80k_ade20k.py'

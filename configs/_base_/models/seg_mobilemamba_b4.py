@@ -1,6 +1,8 @@
 # mmseg EncoderDecoder with the MobileMamba-B4 backbone as the release sets it up for ADE20K
 # (no neck; stage maps: 0 -> stride 16 / 200 ch, 1 -> stride 32 / 376 ch, 2 -> stride 64 / 448 ch)
 # and the release's auxiliary FCN head on stage 1. The decode head comes from the leaf config.
+_base_ = '../mobilemamba.py'
+
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     type='EncoderDecoder',
