@@ -53,3 +53,14 @@ def test_report_reads_the_metafiles_under_log_keys():
     for m in _models('seg'):
         assert published[m['Name']]['metrics']['mIoU'] == m['Results'][0]['Metrics']['mIoU']
     assert report.metric_log_key('mask AP_50') == 'coco/segm_mAP_50' and report.metric_log_key('mAcc') == 'mAcc'
+
+
+def test_readme_config_table_quotes_the_metafiles():
+    """The README's "published" column holds the metafiles' headline numbers, config by config."""
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        published = {m.group(1): m.group(2).strip() for m in
+                     re.finditer(r'^\| `(?:det|seg)/([\w.-]+)\.py` \|.*\| ([^|]*) \|$', f.read(), re.M)}
+    for task, label in (('det', 'box AP'), ('seg', 'mIoU')):
+        for m in _models(task):
+            value = next(r['Metrics'][label] for r in m['Results'] if label in r['Metrics'])
+            assert published[m['Name']].startswith(f'{value:.1f} {label}'), (m['Name'], published.get(m['Name']))
