@@ -38,6 +38,16 @@ def scan_chunk(dt, u, A2, Bt, Ct, h, NP: tl.constexpr, BLOCK_D: tl.constexpr, BL
     return y, h_next
 
 
+@triton.jit
+def tile_offsets(block_index, channels, N, NP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr):
+    """The tile of a program that owns channel block ``block_index`` of ``channels``: channel
+    offsets (BLOCK_D,), state offsets (NP,), token offsets of a chunk (BLOCK_T,), and the channel
+    and state masks."""
+    offs_d = block_index * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, NP)
+    return offs_d, offs_n, tl.arange(0, BLOCK_T), offs_d < channels, offs_n < N
+
+
 def next_pow2(x: int) -> int:
     """The smallest power of two >= ``x`` (1 for ``x <= 1``)."""
     return 1 << max(0, int(x) - 1).bit_length()

@@ -25,7 +25,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import LOG2E, TUNING, empty_in_layout, forward_block_t, launch_config, scan_chunk, softplus
+from ._common import (LOG2E, TUNING, empty_in_layout, forward_block_t, launch_config, scan_chunk, softplus,
+                      tile_offsets)
 
 __all__ = ['bidirectional_scan_triton']
 
@@ -40,11 +41,7 @@ def _bidirectional_scan_kernel(
     pid_d = tl.program_id(1)
     ROWS: tl.constexpr = BLOCK_D * NP
 
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    offs_t0 = tl.arange(0, BLOCK_T)
-    mask_d = offs_d < DI
-    mask_n = offs_n < N
+    offs_d, offs_n, offs_t0, mask_d, mask_n = tile_offsets(pid_d, DI, N, NP, BLOCK_D, BLOCK_T)
     mask_dn = mask_d[:, None] & mask_n[None, :]
     x_row = x_ptr + pid_b * s_xb + offs_d.to(tl.int64) * s_xd     # (BLOCK_D,) pointers
     y_row = y_ptr + pid_b * s_yb + offs_d.to(tl.int64) * s_yd

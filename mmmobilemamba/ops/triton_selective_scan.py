@@ -32,9 +32,32 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import LOG2E, TUNING, forward_block_t, launch_config, pair_combine, scan_chunk, softplus
+from ._common import (LOG2E, TUNING, forward_block_t, launch_config, pair_combine, scan_chunk, softplus,
+                      tile_offsets)
 
 __all__ = ['selective_scan_triton']
+
+
+@triton.jit
+def _program_ids():
+    """(batch, group, channel block) of this program in the (batch, G, channel blocks) grid, and G."""
+    return tl.program_id(0).to(tl.int64), tl.program_id(1), tl.program_id(2), tl.num_programs(1)
+
+
+@triton.jit
+def _load_channel_parameters(A_ptr, D_ptr, bias_ptr, ch, offs_n, s_Ad, mask_d, mask_dn,
+                             HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr):
+    """A (BLOCK_D, NP), delta_bias and D (BLOCK_D,) of channels ``ch`` in float32 (zeros where absent)."""
+    A = tl.load(A_ptr + ch[:, None] * s_Ad + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
+    else:
+        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
+    else:
+        Dv = tl.zeros([BLOCK_D], dtype=tl.float32)
+    return A, bias, Dv
 
 
 @triton.jit
@@ -58,17 +81,10 @@ def _scan_fwd_kernel(
         s_ub, s_ud, s_db, s_dd, s_Ad, s_Bb, s_Bg, s_Bn, s_Cb, s_Cg, s_Cn,
         HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, SAVE_CKPT: tl.constexpr,
         NP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr):
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_g = tl.program_id(1)
-    pid_k = tl.program_id(2)
-    G = tl.num_programs(1)
+    pid_b, pid_g, pid_k, G = _program_ids()
     ROWS: tl.constexpr = BLOCK_D * NP
 
-    offs_d = pid_k * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    offs_t0 = tl.arange(0, BLOCK_T)
-    mask_d = offs_d < DG
-    mask_n = offs_n < N
+    offs_d, offs_n, offs_t0, mask_d, mask_n = tile_offsets(pid_k, DG, N, NP, BLOCK_D, BLOCK_T)
     ch = pid_g * DG + offs_d                                       # global channel index
     u_row = u_ptr + pid_b * s_ub + ch.to(tl.int64) * s_ud           # (BLOCK_D,) pointers
     d_row = delta_ptr + pid_b * s_db + ch.to(tl.int64) * s_dd
@@ -77,14 +93,9 @@ def _scan_fwd_kernel(
     C_row = C_ptr + pid_b * s_Cb + pid_g * s_Cg + offs_n * s_Cn
 
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + ch[:, None] * s_Ad + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
+    A, bias, Dv = _load_channel_parameters(A_ptr, D_ptr, bias_ptr, ch, offs_n, s_Ad, mask_d, mask_dn,
+                                           HAS_D, HAS_BIAS, BLOCK_D)
     A2 = (A * LOG2E)[:, :, None]                                   # (BLOCK_D, NP, 1), for exp2
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
-    else:
-        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
     ck_row = ckpt_ptr + ((pid_b * G * DG + ch)[:, None] * N + offs_n[None, :]) * n_chunks  # (BLOCK_D, NP)
     ck_row = tl.reshape(ck_row, [ROWS])
     mask_rows = tl.reshape(mask_dn, [ROWS])
@@ -115,17 +126,10 @@ def _scan_bwd_kernel(
         s_ub, s_ud, s_db, s_dd, s_Ad, s_Bb, s_Bg, s_Bn, s_Cb, s_Cg, s_Cn,
         HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
         NP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr):
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_g = tl.program_id(1)
-    pid_k = tl.program_id(2)
-    G = tl.num_programs(1)
+    pid_b, pid_g, pid_k, G = _program_ids()
     ROWS: tl.constexpr = BLOCK_D * NP
 
-    offs_d = pid_k * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    offs_t0 = tl.arange(0, BLOCK_T)
-    mask_d = offs_d < DG
-    mask_n = offs_n < N
+    offs_d, offs_n, offs_t0, mask_d, mask_n = tile_offsets(pid_k, DG, N, NP, BLOCK_D, BLOCK_T)
     ch = pid_g * DG + offs_d
     lin = pid_b * G * DG + ch                                      # row of contiguous (batch, G*D) buffers
     u_row = u_ptr + pid_b * s_ub + ch.to(tl.int64) * s_ud
@@ -141,15 +145,10 @@ def _scan_bwd_kernel(
     dC_row = dC_ptr + (part + offs_n) * L
 
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + ch[:, None] * s_Ad + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
+    A, bias, Dv = _load_channel_parameters(A_ptr, D_ptr, bias_ptr, ch, offs_n, s_Ad, mask_d, mask_dn,
+                                           HAS_D, HAS_BIAS, BLOCK_D)
     A3 = A[:, :, None]
     A2 = A3 * LOG2E
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
-    else:
-        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
     ck_row = tl.reshape(ckpt_ptr + (lin[:, None] * N + offs_n[None, :]) * n_chunks, [ROWS])
     mask_rows = tl.reshape(mask_dn, [ROWS])
 
