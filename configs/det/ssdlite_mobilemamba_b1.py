@@ -25,14 +25,9 @@ data_preprocessor = dict(
 model = dict(
     type='SingleStageDetector',
     data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='MobileMamba',
-        arch='B1',
-        out_indices=(0, 1),
-        frozen_stages=-1,
-        norm_eval=True,
-        drop_path_rate=0.03,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_b1.pth')),
+    # _base_/mobilemamba.py's B1, stages 0 and 1 only
+    backbone=dict(type='MobileMamba', arch='B1', out_indices=(0, 1), frozen_stages=-1, norm_eval=True,
+                  drop_path_rate=0.03, init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_b1.pth')),
     neck=dict(
         type='SSDNeck',
         in_channels=(200, 376),

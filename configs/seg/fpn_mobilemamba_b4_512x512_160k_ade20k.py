@@ -5,16 +5,12 @@
 # 10x lr on 'head' params, no gradient clipping, 1500-iter warm-up, cosine from 80k,
 # BN not frozen, drop path 0.03. mmseg FPN neck (256 ch) over the three stage maps and an
 # FPNHead (128 ch) on strides 16/32/64; no auxiliary head.
-_base_ = [
-    '../_base_/models/seg_mobilemamba_b4.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    '../_base_/schedules/seg_adamw_80k.py',
-    'mmseg::_base_/default_runtime.py',
-]
+_base_ = '../_base_/seg_release_recipe.py'
 
 model = dict(
     neck=dict(type='FPN', in_channels=[200, 376, 448], out_channels=256, num_outs=3),
     decode_head=dict(
+        _delete_=True,
         type='FPNHead',
         in_channels=[256, 256, 256],
         in_index=[0, 1, 2],
@@ -43,8 +39,3 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', begin=max_iters // 2, end=max_iters,
          T_max=max_iters // 2, by_epoch=False, eta_min=0),
 ]
-
-# 8 images per GPU; the release trained on 4 GPUs (32 images per iteration)
-train_dataloader = dict(batch_size=8, num_workers=8)
-val_dataloader = dict(batch_size=1, num_workers=2)
-test_dataloader = val_dataloader
