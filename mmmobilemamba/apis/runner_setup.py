@@ -8,7 +8,7 @@ telling its task: :mod:`mmmobilemamba.apis.config`):
 * ``check_data``         -- fails early, naming the missing path and the fix;
 * ``setup_distributed``  -- gloo + CPU DDP when there is no GPU (mmengine assumes CUDA);
 * ``apply_command_line`` -- the options train.py and test.py share;
-* ``build_runner``       -- the Runner, once the above and checkpoint loading are set up.
+* ``build_runner``       -- the Runner, once the above are set up.
 """
 import glob
 import os
@@ -344,25 +344,6 @@ def setup_distributed(cfg, launcher, log=print):
     setup_cpu_distributed(cfg, log=log)
 
 
-# ----------------------------------------------------------------------------- checkpoints
-def load_full_checkpoints():
-    """Let the Runner read its own checkpoints under torch >= 2.6.
-
-    torch.load defaults to weights_only=True since torch 2.6, and mmengine 0.10 calls it without
-    the argument; its checkpoints (message hub history, numpy arrays, config meta) are refused
-    by that loader. The tools load the checkpoint named on the command line (load_from /
-    --resume) with weights_only=False, as torch < 2.6 did: pass only checkpoints you trust.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    @CheckpointLoader.register_scheme(prefixes='', force=True)
-    def load_from_local(filename, map_location):
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location, weights_only=False)
-
-
 # ----------------------------------------------------------------------------------- runner
 def deploy_backbone_after_loading(runner):
     """Switch the backbone to deploy mode once the checkpoint is loaded (mmengine loads it inside
@@ -383,9 +364,8 @@ def deploy_backbone_after_loading(runner):
 
 
 def build_runner(cfg, launcher):
-    """The config's Runner, after the process group (``--launcher``) and checkpoint loading are set up."""
+    """The config's Runner, once the process group (``--launcher``) is set up."""
     setup_distributed(cfg, launcher)
-    load_full_checkpoints()
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
