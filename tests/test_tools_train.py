@@ -6,7 +6,6 @@ import importlib
 import json
 import math
 import pickle
-import sys
 
 import pytest
 
@@ -67,12 +66,8 @@ def test_train_then_test(toy, tmp_path, task, config, metric):
 # ------------------------------------------------------------------ in-process: config edits, errors
 @pytest.fixture(scope='module')
 def tools():
-    saved = list(sys.path)  # train.py / test.py put tools/ on sys.path to import runner_setup
-    try:
-        yield dict(runner_setup=importlib.import_module('mmmobilemamba.apis.runner_setup'),
-                   **{name: load_tool(name) for name in ('train', 'test')})
-    finally:
-        sys.path[:] = saved
+    return dict(runner_setup=importlib.import_module('mmmobilemamba.apis.runner_setup'),
+                **{name: load_tool(name) for name in ('train', 'test')})
 
 
 def _strings(node):
