@@ -103,15 +103,8 @@ def queued_gpu_ms(fn: Callable, device: torch.device, iters: int, wall_ms: float
     host (``.item()``) end the queue early and make this closer to the wall time."""
     if device.type != 'cuda':
         return float('nan')
-    cycles = int(max(1e6, 1.5 * iters * wall_ms * 1e-3 * 2.0e9))  # ~2 GHz SM clock
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda._sleep(cycles)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    synchronize(device)
-    return start.elapsed_time(end) / iters
+    from .benchmark import time_behind_sleep
+    return time_behind_sleep(fn, device, iters, cycles=int(max(1e6, 1.5 * iters * wall_ms * 1e-3 * 2.0e9)))  # ~2 GHz SM clock
 
 
 def autocast(device: torch.device, precision: str):

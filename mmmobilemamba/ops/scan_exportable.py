@@ -1,6 +1,6 @@
 """A selective scan built only from ops that ONNX exporters trace with a dynamic sequence length.
 
-The recurrence is the one of :mod:`mmmobilemamba.models.layers.selective_scan`::
+The recurrence is the one of :mod:`mmmobilemamba.ops.selective_scan`::
 
     h[t] = a[t] * h[t-1] + x[t],   a[t] = exp(dt[t] * A),   x[t] = dt[t] * B[t] * u[t]
     y[t] = sum_n C[n, t] * h[n, t] + D * u[t]
@@ -97,7 +97,7 @@ def chunked_scan_exportable(log_a: torch.Tensor, x: torch.Tensor,
 
 def selective_scan_exportable(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
                               chunks: Sequence[int] = DEFAULT_CHUNKS) -> torch.Tensor:
-    """The selective scan of :func:`~mmmobilemamba.models.layers.selective_scan.selective_scan`
+    """The selective scan of :func:`~mmmobilemamba.ops.selective_scan`
     (same arguments and result), as an exportable multi-level scan (see the module doc).
 
     Shapes: u, delta (batch, G*D, L); A (G*D, N); B, C (batch, G, N, L); D, delta_bias (G*D,).
