@@ -116,11 +116,9 @@ def autocast(device: torch.device, precision: str):
 def load_config(name: str, spec, with_loss_fp32: bool):
     """The spec's config with overrides, no checkpoint pointers and, if ``with_loss_fp32``, every
     ``FocalLoss`` replaced by ``Float32FocalLoss`` (bf16: mmcv's focal-loss op has no bf16 kernel)."""
-    from mmengine.config import Config
-    from mmmobilemamba.utils.complexity import resolve_config_path
+    from .config import load_config as read_config
     path, _, _, _, overrides = spec
-    cfg = Config.fromfile(resolve_config_path(path))
-    cfg.merge_from_dict(dict(overrides))
+    cfg = read_config(path, dict(overrides))
     cfg.model.pop('pretrained', None)
     cfg.model.backbone.init_cfg = None
     head = cfg.model.get('bbox_head') or {}

@@ -122,9 +122,10 @@ def selective_scan_exportable(u, delta, A, B, C, D=None, delta_bias=None, delta_
 
 def flattened_selective_scan_exportable(x: torch.Tensor, x_proj_weight: torch.Tensor,
                                         dt_projs_weight: torch.Tensor, dt_projs_bias: torch.Tensor,
-                                        A_logs: torch.Tensor, Ds: torch.Tensor) -> torch.Tensor:
+                                        A_logs: torch.Tensor, Ds: torch.Tensor, backend: str = 'auto') -> torch.Tensor:
     """:func:`~mmmobilemamba.models.layers.ss2d.flattened_selective_scan` (same arguments and
-    result: (B, D, H, W) -> float32 (B, D, H, W), K = 1 or 2 directions) in exportable ops.
+    result: (B, D, H, W) -> float32 (B, D, H, W), K = 1 or 2 directions) in exportable ops;
+    ``backend`` (the model's ``scan_backend``) is accepted and has no effect: there is one form.
 
     The projections are batched matrix products and the reversed direction a flipped copy, so the
     graph holds MatMul / Slice / elementwise nodes only.
