@@ -31,10 +31,10 @@ setup(
         'ftfy', 'regex',           # imported by mmseg's model zoo at import time
     ],
     extras_require={
-        'tests': ['pytest', 'pytest-timeout', 'hypothesis'],
+        'tests': ['pytest', 'pytest-timeout', 'hypothesis', 'ruff'],
         'gpu': ['triton'],           # our fast selective scan; ships with CUDA builds of torch
         'mamba': ['mamba-ssm'],      # optional: mamba-ssm's CUDA kernel (needs nvcc to build)
-        'bench': ['timm'],           # reference model in tools/benchmark.py
+        'bench': ['timm'],           # reference model in tools/analysis_tools/benchmark.py
         'deploy': ['onnx', 'onnxruntime'],  # tools/deployment/export_onnx.py, CPU benchmark
     },
     package_data={'mmmobilemamba': ['py.typed']},

@@ -15,8 +15,10 @@ TOY_SIZE = '128'  # --toy-size: short side of the test images (px); MobileMamba 
 
 
 def load_tool(name):
-    """tools/NAME.py as a module, loaded by path (``test`` would clash with Python's test package)."""
-    spec = importlib.util.spec_from_file_location(f'_mmm_tool_{name}', os.path.join(ROOT, 'tools', f'{name}.py'))
+    """tools/NAME.py (NAME may hold a folder) as a module, loaded by path (``test`` would clash with
+    Python's test package)."""
+    path = os.path.join(ROOT, 'tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'_mmm_tool_{name.replace("/", "_")}', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -25,7 +27,7 @@ def load_tool(name):
 def make_toy(out):
     """4 train / 2 val images of 96-128 px for each dataset; returns {'det': root, 'seg': root}."""
     out = str(out)
-    run(['tools/make_toy_data.py', '--out', out, '--train', '4', '--val', '2',
+    run(['tools/dataset_converters/make_toy_data.py', '--out', out, '--train', '4', '--val', '2',
          '--min-size', '96', '--max-size', '128'], timeout=60)
     return {'det': os.path.join(out, 'coco'), 'seg': os.path.join(out, 'ade', 'ADEChallengeData2016')}
 

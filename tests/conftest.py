@@ -11,14 +11,14 @@ def _seed():
 def inference_kernel_calls(monkeypatch):
     """``calls = inference_kernel_calls(name)``: a list that grows by one per call of SS2D's Triton
     inference kernel ``name``; skips where the scan backend does not resolve to triton."""
-    from mmmobilemamba.models.layers import selective_scan as ss
+    from mmmobilemamba.ops import available_backends, kernel_registry
 
     def spy(name):
         monkeypatch.delenv('MMMOBILEMAMBA_SCAN_BACKEND', raising=False)
-        if ss.available_backends(torch.device('cuda'))[0] != 'triton':
+        if available_backends(torch.device('cuda'))[0] != 'triton':
             pytest.skip('the fused kernels run where the backend resolves to triton (mamba-ssm is installed)')
-        kernel, calls = ss._load_kernel(name), []
-        monkeypatch.setitem(ss._LOADED_KERNELS, name, lambda *a: calls.append(1) or kernel(*a))
+        kernel, calls = kernel_registry.load_kernel(name), []
+        monkeypatch.setitem(kernel_registry.LOADED_KERNELS, name, lambda *a: calls.append(1) or kernel(*a))
         return calls
     return spy
 

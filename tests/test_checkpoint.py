@@ -95,14 +95,15 @@ def test_missing_and_truncated_files(tmp_path, release_checkpoint):
 def test_convert_checkpoint_tool(tmp_path, release_checkpoint):
     path, state = release_checkpoint
     out = tmp_path / 'converted' / 't2.pth'
-    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'convert_checkpoint.py'), str(path), str(out),
-                             '--arch', 'T2'], capture_output=True, text=True, check=True)
+    tool = str(ROOT / 'tools' / 'model_converters' / 'convert_checkpoint.py')
+    result = subprocess.run([sys.executable, tool, str(path), str(out), '--arch', 'T2'],
+                            capture_output=True, text=True, check=True)
     backbone_tensors = len(MobileMamba('T2').state_dict())
     assert len(state) > backbone_tensors  # the classifier's heads are dropped
     assert f'wrote {backbone_tensors} backbone tensors of MobileMamba-T2' in result.stdout
     converted = torch.load(out, weights_only=True)
     assert converted['meta']['arch'] == 'T2'
     assert set(converted['state_dict']) == set(MobileMamba('T2').state_dict())
-    failed = subprocess.run([sys.executable, str(ROOT / 'tools' / 'convert_checkpoint.py'), str(path),
-                             str(tmp_path / 'x.pth'), '--arch', 'S6'], capture_output=True, text=True)
+    failed = subprocess.run([sys.executable, tool, str(path), str(tmp_path / 'x.pth'), '--arch', 'S6'],
+                            capture_output=True, text=True)
     assert failed.returncode != 0 and 'shape mismatch' in failed.stderr

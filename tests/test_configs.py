@@ -1,6 +1,6 @@
 """Every config under configs/ builds its model and runs one loss step (with backward) and one
 predict step on small toy inputs; stock mmdet/mmseg ResNet configs take MobileMamba by changing
-only backbone and neck; tools/get_flops.py counts a detector and a segmentor.
+only backbone and neck; tools/analysis_tools/get_flops.py counts a detector and a segmentor.
 
 mmdet and mmseg are required: without them these tests fail (they are never skipped).
 """
@@ -177,7 +177,7 @@ def test_stock_mmdet_resnet_config_takes_mobilemamba(stock):
     ('configs/det/ssdlite_mobilemamba_b1.py', None, dict(shape=(320, 320), model_type='SingleStageDetector')),
 ])
 def test_get_flops_on_configs(path, shape, expect, capsys):
-    tool = load_tool('get_flops')
+    tool = load_tool('analysis_tools/get_flops')
     result = tool.main([os.path.join(ROOT, path)] + (['--shape', *map(str, shape)] if shape else []))
     out = capsys.readouterr().out
     assert 'FLOPs:' in out and 'params:' in out

@@ -1,4 +1,6 @@
-"""tools/visualize_erf.py: effective receptive fields of MobileMamba stages and of other backbones."""
+"""mmmobilemamba.apis.erf (tools/analysis_tools/visualize_erf.py): effective receptive fields of
+MobileMamba stages and of other backbones."""
+import importlib
 import json
 
 import numpy as np
@@ -6,12 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from _toolrun import load_tool
-
 SIZE = 192  # px: stage 2 (stride 64) is 3x3, so it has a true centre pixel
 
 
-erf_tool = load_tool('visualize_erf')
+erf_tool = importlib.import_module('mmmobilemamba.apis.erf')
 
 
 def _erf(model, pick=None, n=2, size=SIZE):

@@ -1,6 +1,5 @@
 """GEMM bilinear resizing equals F.interpolate (values and gradients), and the GemmResize* heads
 give the stock mmseg heads' losses and predictions on the same weights."""
-import copy
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""tools/get_flops.py and mmmobilemamba.utils.complexity on the ImageNet classifiers."""
+"""tools/analysis_tools/get_flops.py and mmmobilemamba.utils.complexity on the ImageNet classifiers."""
 
 import pytest
 import torch
@@ -25,7 +25,7 @@ def test_cli_arch_table(capsys):
     against the classifier's own parameter count), the paper's values beside them and the difference."""
     from mmmobilemamba.models.classifier import MobileMambaClassifier
     from mmmobilemamba.utils.complexity import format_count
-    load_tool('get_flops').main(['--arch', 's6'])
+    load_tool('analysis_tools/get_flops').main(['--arch', 's6'])
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith('S6 '))
     expected = classifier_complexity('S6')
     assert expected['params'] == sum(p.numel() for p in MobileMambaClassifier('S6').parameters())
@@ -38,7 +38,7 @@ def test_cli_arch_table(capsys):
 
 
 def test_cli_rejects_ambiguous_requests():
-    tool = load_tool('get_flops')
+    tool = load_tool('analysis_tools/get_flops')
     for argv in ([], ['--arch', 'S6', '--all-archs'], ['x.py', '--arch', 'S6']):
         with pytest.raises(SystemExit):
             tool.parse_args(argv)

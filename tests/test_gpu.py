@@ -60,7 +60,7 @@ def test_deployed_backbone_matches_unfused(arch, precision, tf32, monkeypatch):
     trained form, on an input whose stage sizes are odd; the Triton kernels really run; the TF32
     flag of matrix products is left as it was. fp32: TF32 off; tf32: cuDNN's TF32 convolutions on
     (PyTorch's default), which the deployed GEMMs follow."""
-    from mmmobilemamba.models.layers import selective_scan as ss
+    from mmmobilemamba.ops import kernel_registry
     tf32(precision != 'fp32')
     model = randomize_norms_and_scales(MobileMamba(arch)).cuda()
     x = torch.randn(2, 3, 208, 300, device='cuda')
@@ -69,8 +69,9 @@ def test_deployed_backbone_matches_unfused(arch, precision, tf32, monkeypatch):
     with torch.no_grad(), amp:
         reference = model(x)
     model.switch_to_deploy()
-    kernel, calls = ss._LOADED_KERNELS['depthwise_conv'], []
-    monkeypatch.setitem(ss._LOADED_KERNELS, 'depthwise_conv', lambda *a: calls.append(a[1] is None) or kernel(*a))
+    kernel, calls = kernel_registry.loaded_kernel('depthwise_conv'), []
+    monkeypatch.setitem(kernel_registry.LOADED_KERNELS, 'depthwise_conv',
+                        lambda *a: calls.append(a[1] is None) or kernel(*a))
     matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
     with torch.no_grad(), amp:
         deployed = model(x)

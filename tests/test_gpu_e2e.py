@@ -75,7 +75,7 @@ LOADER = ['train_dataloader.num_workers=4', 'train_dataloader.persistent_workers
 @pytest.fixture(scope='module')
 def data():
     out = os.path.join(WORK, 'data')
-    run(['tools/make_toy_data.py', '--out', out, '--train', '32', '--val', '8',
+    run(['tools/dataset_converters/make_toy_data.py', '--out', out, '--train', '32', '--val', '8',
          '--min-size', '640', '--max-size', '1024'], timeout=300)
     return {'det': os.path.join(out, 'coco'), 'seg': os.path.join(out, 'ade', 'ADEChallengeData2016')}
 

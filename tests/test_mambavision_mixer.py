@@ -3,7 +3,7 @@ import torch
 
 from mmmobilemamba.models.backbones import MobileMamba
 from mmmobilemamba.models.layers.mambavision_mixer import MambaVisionMixer
-from mmmobilemamba.models.layers.selective_scan import selective_scan_reference
+from mmmobilemamba.ops import selective_scan_reference
 from mmmobilemamba.models.layers.ss2d import BiSS2D, flattened_selective_scan
 
 

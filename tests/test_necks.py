@@ -106,7 +106,7 @@ def test_adapter_flops_at_1280x800():
 
 
 # ----------------------------------------------------------------------------- release FPN
-def release_fpn_params(in_channels, out=256, trans=1, extra_on_input=True):
+def mobilemamba_fpn_params(in_channels, out=256, trans=1, extra_on_input=True):
     """Parameter count of the release's EfficientViTFPN, from its structure."""
     lateral = sum(c * out + out for c in in_channels)
     fpn = len(in_channels) * (out * out * 9 + out)
@@ -115,14 +115,14 @@ def release_fpn_params(in_channels, out=256, trans=1, extra_on_input=True):
     return lateral + fpn + extra + trans_convs
 
 
-def test_release_fpn_retinanet_setting():
+def test_mobilemamba_fpn_retinanet_setting():
     fpn = MODELS.build(dict(type='MobileMambaFPN', in_channels=B1, out_channels=256, start_level=0,
                             add_extra_convs='on_input', num_extra_trans_convs=1, num_outs=5))
     fpn.init_weights()
     outs = fpn(stage_maps(B1, 800, 1280))
     assert [tuple(o.shape[2:]) for o in outs] == [(100, 160), (50, 80), (25, 40), (13, 20), (7, 10)]
     assert all(o.shape[1] == 256 for o in outs)
-    assert sum(p.numel() for p in fpn.parameters()) == release_fpn_params(B1) == 3918080
+    assert sum(p.numel() for p in fpn.parameters()) == mobilemamba_fpn_params(B1) == 3918080
     keys = set(fpn.state_dict())
     for name in ('lateral_convs.2.conv.weight', 'fpn_convs.3.conv.weight', 'fpn_convs.3.conv.bias',
                  'extra_trans_convs.0.conv.weight', 'extra_fpn_convs.0.conv.bias'):
@@ -131,23 +131,23 @@ def test_release_fpn_retinanet_setting():
     assert tuple(fpn.extra_trans_convs[0].conv.weight.shape) == (256, 256, 2, 2)
 
 
-def test_release_fpn_mask_rcnn_setting():
+def test_mobilemamba_fpn_mask_rcnn_setting():
     fpn = MobileMambaFPN(B1, 256, num_outs=5, num_extra_trans_convs=2)
     outs = fpn(stage_maps(B1, 256, 320))
     assert [o.shape[2] for o in outs] == [64, 32, 16, 8, 4]  # strides 4, 8, 16, 32, 64
-    assert sum(p.numel() for p in fpn.parameters()) == release_fpn_params(B1, trans=2, extra_on_input=False)
+    assert sum(p.numel() for p in fpn.parameters()) == mobilemamba_fpn_params(B1, trans=2, extra_on_input=False)
     assert len(fpn.fpn_convs) == 3  # the stride-64 output level is max-pooled
 
 
 @pytest.mark.parametrize('mode', [False, 'on_input', 'on_lateral', 'on_output'])
-def test_release_fpn_extra_levels(mode):
+def test_mobilemamba_fpn_extra_levels(mode):
     fpn = MobileMambaFPN(S6, 64, num_outs=6, add_extra_convs=mode, relu_before_extra_convs=True,
                          num_extra_trans_convs=1, norm_cfg=dict(type='BN'))
     outs = fpn(stage_maps(S6, 512, 512))
     assert [o.shape[2] for o in outs] == [64, 32, 16, 8, 4, 2]
 
 
-def test_release_fpn_errors():
+def test_mobilemamba_fpn_errors():
     with pytest.raises(ValueError, match='num_outs'):
         MobileMambaFPN(B1, 256, num_outs=3, num_extra_trans_convs=1)
     with pytest.raises(ValueError, match='add_extra_convs'):

@@ -8,34 +8,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmmobilemamba.models.layers import selective_scan as ss
 from mmmobilemamba.models.layers import ss2d
+from mmmobilemamba.ops import selective_scan_reference
 from mmmobilemamba.ops.scan_exportable import (chunked_scan_exportable, flattened_selective_scan_exportable,
                                                selective_scan_exportable)
 
 from _toolrun import DET_CONFIG, ROOT
+from test_scan import make_inputs
 
 pytest.importorskip('onnxruntime')
 from mmmobilemamba.apis import onnx_export as ox  # noqa: E402
-
-
-def _scan_inputs(batch, groups, channels, states, length, dtype=torch.float64):
-    u = torch.randn(batch, groups * channels, length, dtype=dtype)
-    delta = torch.randn_like(u)
-    A = -torch.rand(groups * channels, states, dtype=dtype) * 2 - 0.1
-    B = torch.randn(batch, groups, states, length, dtype=dtype)
-    C = torch.randn_like(B)
-    D = torch.randn(groups * channels, dtype=dtype)
-    delta_bias = torch.randn(groups * channels, dtype=dtype)
-    return [u, delta, A, B, C, D, delta_bias]
 
 
 @pytest.mark.parametrize('length,states,groups,chunks', [
     (1, 1, 2, (16, 16)), (15, 1, 2, (16, 16)), (16, 1, 2, (16, 16)), (17, 1, 1, (16, 16)), (200, 1, 2, (16, 16)),
     (1030, 1, 2, (16, 16)), (300, 3, 2, (8, 4, 2)), (70, 2, 1, (4,)), (33, 1, 2, ())])
 def test_exportable_scan_matches_float64_reference(length, states, groups, chunks):
-    inputs = _scan_inputs(2, groups, 3, states, length)
-    expected = ss.selective_scan_reference(*inputs)
+    inputs = make_inputs(2, groups, 3, states, length)
+    expected = selective_scan_reference(*inputs)
     exact = selective_scan_exportable(*inputs, chunks=chunks)
     assert exact.dtype == torch.float64
     torch.testing.assert_close(exact, expected, rtol=1e-10, atol=1e-10)

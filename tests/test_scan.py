@@ -1,8 +1,11 @@
 """Selective scan: the parallel PyTorch scan against the float64 sequential reference."""
+import importlib
+
 import pytest
 import torch
 
-from mmmobilemamba.models.layers import selective_scan as ss
+# the module (the package's ``selective_scan`` attribute is the function of that name)
+ss = importlib.import_module('mmmobilemamba.ops.selective_scan')
 
 
 def make_inputs(batch=2, groups=2, channels=3, states=2, length=37, dtype=torch.float64, bias=True):

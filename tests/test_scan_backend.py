@@ -1,6 +1,7 @@
 """Choosing the selective-scan backend: the constructor argument (reachable from configs), the
 environment variable as an override, the one warning when 'auto' on CUDA misses our Triton kernels,
 and every backend returning float32."""
+import importlib
 import sys
 import types
 
@@ -8,7 +9,9 @@ import pytest
 import torch
 
 from mmmobilemamba.models.backbones import MobileMamba
-from mmmobilemamba.models.layers import selective_scan as ss
+from mmmobilemamba.ops import kernel_registry
+
+ss = importlib.import_module('mmmobilemamba.ops.selective_scan')  # the module (the package exports the function)
 
 TRITON_MODULE = 'mmmobilemamba.ops.triton_selective_scan'
 
@@ -25,13 +28,14 @@ def _scan_inputs(length=12, channels=4, groups=1, states=2, batch=2):
 def fresh_dispatch(monkeypatch):
     """Kernel imports and warnings are cached per process: start from an empty cache, leave one behind."""
     monkeypatch.delenv('MMMOBILEMAMBA_SCAN_BACKEND', raising=False)
-    for cache in (ss._load_kernel.cache_clear, ss._warn_once.cache_clear):
+    for cache in (kernel_registry.load_kernel.cache_clear, ss._warn_once.cache_clear):
         cache()
-    saved = dict(ss._LOADED_KERNELS), dict(ss._IMPORT_ERRORS)
+    cached = (kernel_registry.LOADED_KERNELS, kernel_registry._IMPORT_ERRORS)
+    saved = [dict(d) for d in cached]
     yield monkeypatch
-    for cache in (ss._load_kernel.cache_clear, ss._warn_once.cache_clear):
+    for cache in (kernel_registry.load_kernel.cache_clear, ss._warn_once.cache_clear):
         cache()
-    for live, old in zip((ss._LOADED_KERNELS, ss._IMPORT_ERRORS), saved):
+    for live, old in zip(cached, saved):
         live.clear()
         live.update(old)
 

@@ -6,8 +6,7 @@ Skipped without CUDA (and without Triton). Forward output and the gradients of e
 import pytest
 import torch
 
-from mmmobilemamba.models.layers.selective_scan import (selective_scan, selective_scan_reference,
-                                                        selective_scan_torch)
+from mmmobilemamba.ops import selective_scan, selective_scan_reference, selective_scan_torch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
@@ -166,7 +165,7 @@ def test_no_grad_inference_and_determinism(length):
 @pytest.mark.parametrize('length', [7, 196, 4099])
 def test_mamba_ssm_backend_matches_reference(length):
     """Where mamba-ssm's CUDA kernel is installed, the dispatcher's 'mamba_ssm' backend is checked
-    with the same tolerance (it is the comparison kernel of tools/benchmark.py)."""
+    with the same tolerance (it is the comparison kernel of tools/analysis_tools/benchmark.py)."""
     pytest.importorskip('mamba_ssm.ops.selective_scan_interface')
 
     def mamba_ssm_scan(*args, **kwargs):
@@ -227,7 +226,7 @@ def test_fused_bidirectional_scan_matches_float64_two_pass(batch, channels, rank
 
 def test_fused_bidirectional_scan_is_skipped_when_gradients_are_wanted(monkeypatch):
     pytest.importorskip('mmmobilemamba.ops.triton_bidirectional_scan')
-    from mmmobilemamba.models.layers.selective_scan import triton_inference_kernel
+    from mmmobilemamba.ops import triton_inference_kernel
     monkeypatch.setenv('MMMOBILEMAMBA_SCAN_BACKEND', 'triton')
     x, params = _ss2d_scan_inputs(1, 8, 1, 1, 4, 4)
     params[0].requires_grad_()

@@ -1,14 +1,14 @@
 """SyncBN as an option (``--cfg-options sync_bn=torch``): mmengine converts every BatchNorm of the
 model when it wraps it for distributed training; the MobileMamba backbone's BatchNorms (plain
 ``nn.BatchNorm2d`` inside its Conv-BN pairs) must convert, keep the checkpoint layout, and keep
-``norm_eval``. On CPU (gloo) tools/runner_setup.py drops the option: SyncBatchNorm needs GPUs."""
+``norm_eval``. On CPU (gloo) mmmobilemamba.apis.runner_setup drops the option: SyncBatchNorm needs GPUs."""
 import os
 import subprocess
 import sys
 
 from torch import nn
 
-from _toolrun import DET_CONFIG, ROOT, SEG_CONFIG, free_port, load_tool
+from _toolrun import DET_CONFIG, ROOT, SEG_CONFIG, free_port
 
 
 def _build(config):
@@ -36,9 +36,9 @@ def test_backbone_batchnorms_convert_to_syncbn():
 
 
 def _setup_on_cpu(config, options):
-    """tools/runner_setup.py's setup_distributed in a 1-process gloo group; the resulting config."""
+    """mmmobilemamba.apis.runner_setup's setup_distributed in a 1-process gloo group; the resulting config."""
     script = (
-        'import sys; sys.path.insert(0, "tools"); import runner_setup as rs\n'
+        'from mmmobilemamba.apis import runner_setup as rs\n'
         f'cfg = rs.load_config({config!r}); cfg.merge_from_dict({options!r})\n'
         'rs.setup_distributed(cfg, "pytorch", log=lambda *_: None)\n'
         'print(cfg.get("sync_bn"), cfg.model.decode_head.norm_cfg.type)\n')
@@ -55,7 +55,7 @@ def test_cpu_distributed_drops_sync_bn():
 
 
 def test_single_process_keeps_the_config():
-    rs = load_tool('runner_setup')
+    from mmmobilemamba.apis import runner_setup as rs
     cfg = rs.load_config(os.path.join(ROOT, SEG_CONFIG))
     cfg.merge_from_dict({'sync_bn': 'torch'})
     rs.setup_distributed(cfg, 'none')

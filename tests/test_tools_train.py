@@ -2,11 +2,11 @@
 iterations on toy data (finite losses, a checkpoint), then tools/test.py evaluates the checkpoint.
 Also: --data-root / --toy rewrite every path and size, and mistakes end with a message naming the
 missing path and the fix."""
+import importlib
 import json
 import math
 import os
 import pickle
-import sys
 
 import pytest
 import torch
@@ -105,11 +105,8 @@ def save_with_random_backbone_norms(runner_setup, config, path):
 # ------------------------------------------------------------------ in-process: config edits, errors
 @pytest.fixture(scope='module')
 def tools():
-    saved = list(sys.path)  # train.py / test.py put tools/ on sys.path to import runner_setup
-    try:
-        yield {name: load_tool(name) for name in ('runner_setup', 'train', 'test')}
-    finally:
-        sys.path[:] = saved
+    return dict(runner_setup=importlib.import_module('mmmobilemamba.apis.runner_setup'),
+                **{name: load_tool(name) for name in ('train', 'test')})
 
 
 def _strings(node):
@@ -172,7 +169,7 @@ def test_clear_errors(tools, tmp_path, monkeypatch, toy):
     assert str(tmp_path / 'nowhere') in msg and 'make_toy_data.py' in msg and '--data-root' in msg
 
     msg = _error(train, [DET_CONFIG, '--toy', '--data-root', str(tmp_path / 'nowhere')])
-    assert 'python tools/make_toy_data.py' in msg
+    assert 'python tools/dataset_converters/make_toy_data.py' in msg
 
     msg = _error(train, [DET_CONFIG, '--data-root', toy['det'],
                          '--cfg-options', 'model.backbone.init_cfg.checkpoint=/no/such.pth'])

@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from _toolrun import DET_CONFIG, ROOT, SEG_CONFIG, load_tool, run
+from _toolrun import DET_CONFIG, ROOT, SEG_CONFIG, run
 
 
 @pytest.fixture(scope='module')
 def rs():
-    return load_tool('runner_setup')
+    from mmmobilemamba.apis import runner_setup
+    return runner_setup
 
 
 def test_toy_size_zero_keeps_the_config_sizes(rs, monkeypatch):
@@ -27,7 +28,7 @@ def test_toy_size_zero_keeps_the_config_sizes(rs, monkeypatch):
 @pytest.fixture(scope='module')
 def realistic(tmp_path_factory):
     out = tmp_path_factory.mktemp('realistic')
-    run(['tools/make_toy_data.py', '--realistic', '--out', out, '--train', '6', '--val', '2',
+    run(['tools/dataset_converters/make_toy_data.py', '--realistic', '--out', out, '--train', '6', '--val', '2',
          '--min-size', '320', '--max-size', '400', '--workers', '2'], timeout=300)
     return out
 

@@ -46,12 +46,12 @@ def _assert_refused(message, path, marker):
 def test_convert_tool_refuses_and_prints_the_sha256(malicious, tmp_path):
     path, marker = malicious
     out = tmp_path / 'converted.pth'
-    proc = run(['tools/convert_checkpoint.py', path, out, '--arch', 'T2'], check=False)
+    proc = run(['tools/model_converters/convert_checkpoint.py', path, out, '--arch', 'T2'], check=False)
     assert proc.returncode != 0 and not out.exists()
     _assert_refused(proc.stdout, path, marker)
     assert hashlib.sha256(path.read_bytes()).hexdigest() in proc.stdout
     # the control: named as trusted, the same file is unpickled in full and its command runs
-    proc = run(['tools/convert_checkpoint.py', path, out, '--arch', 'T2', '--trust-checkpoint', path])
+    proc = run(['tools/model_converters/convert_checkpoint.py', path, out, '--arch', 'T2', '--trust-checkpoint', path])
     assert marker.exists() and out.exists()
 
 
@@ -86,7 +86,7 @@ def test_tools_refuse_it_as_test_checkpoint_resume_and_load_from(malicious, tmp_
 def test_erf_tool_refuses_it(malicious, tmp_path):
     path, marker = malicious
     with pytest.raises(SystemExit) as info:
-        load_tool('visualize_erf').main(['--arch', 'T2', '--checkpoint', str(path), '--random', '1',
+        load_tool('analysis_tools/visualize_erf').main(['--arch', 'T2', '--checkpoint', str(path), '--random', '1',
                                          '--img-size', '64', '--out', str(tmp_path / 'erf.png')])
     _assert_refused(str(info.value), path, marker)
 
@@ -96,7 +96,7 @@ def test_erf_tool_loads_strictly(tmp_path):
     path = tmp_path / 's6.pth'
     torch.save({'state_dict': MobileMamba('S6').state_dict()}, path)
     with pytest.raises(SystemExit, match='shape mismatch'):
-        load_tool('visualize_erf').main(['--arch', 'T2', '--checkpoint', str(path), '--random', '1',
+        load_tool('analysis_tools/visualize_erf').main(['--arch', 'T2', '--checkpoint', str(path), '--random', '1',
                                          '--img-size', '64', '--out', str(tmp_path / 'erf.png')])
 
 

@@ -25,7 +25,7 @@ run() {
   if [ "${DRY_RUN:-0}" != 1 ]; then "$@"; fi
 }
 
-run python tools/make_toy_data.py --out "$DATA" --train 64 --val 8 --min-size 640 --max-size 1024
+run python tools/dataset_converters/make_toy_data.py --out "$DATA" --train 64 --val 8 --min-size 640 --max-size 1024
 # 1. same total batch (4): 1 GPU x 4 against 2 GPUs x 2
 run python tools/train.py $DET "${TOY[@]}" --data-root "$DATA/coco" --work-dir "$WORK/det_1gpu_b4" \
   --cfg-options "${LOADER[@]}" train_dataloader.batch_size=4

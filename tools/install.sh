@@ -108,7 +108,7 @@ else
 fi
 
 if [ "$DRY_RUN" = 1 ]; then
-  echo "+ then mmdet, mmsegmentation and this package (pip install -e .[tests])"
+  echo "+ then mmdet, mmsegmentation and this package (pip install -e .[tests,deploy])"
   exit 0
 fi
 

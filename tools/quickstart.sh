@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job end to end on generated data, on CPU, in a few minutes:
-#   1. tools/make_toy_data.py writes data/toy/ (COCO-format shapes, no download);
+#   1. tools/dataset_converters/make_toy_data.py writes data/toy/ (COCO-format shapes, no download);
 #   2. tools/train.py trains RetinaNet + MobileMamba-S6 (configs/det/retinanet_mobilemamba_s6.py,
 #      --toy preset) for ITERS iterations, logging loss / lr / ETA every iteration, then
 #      evaluates on the toy val set (COCO box mAP from mmdet's CocoMetric) and saves a checkpoint;
@@ -32,8 +32,8 @@ quiet() {
 }
 step() { printf '\n=== [%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 
-step "1/3 toy data: python tools/make_toy_data.py"
-python tools/make_toy_data.py
+step "1/3 toy data: python tools/dataset_converters/make_toy_data.py"
+python tools/dataset_converters/make_toy_data.py
 
 step "2/3 train $CONFIG for $ITERS iterations on CPU (--toy), then evaluate"
 python tools/train.py "$CONFIG" --toy --toy-iters "$ITERS" --work-dir "$WORK_DIR" 2>&1 | quiet

@@ -12,15 +12,14 @@ Runner: COCO mAP (mmdet CocoMetric) or mIoU (mmseg IoUMetric), as the config's t
 """
 import argparse
 import os
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import runner_setup as rs  # noqa: E402
+from mmengine.config import DictAction
+
+from mmmobilemamba.apis import runner_setup as rs
+from mmmobilemamba.utils.compat import logger_hook_dumps_on_rank0_only
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config', help='config file the checkpoint was trained with')
     p.add_argument('checkpoint', help='checkpoint file (.pth)')
@@ -32,16 +31,14 @@ def parse_args(argv=None):
                    '(det: DIR is relative to WORK_DIR/TIMESTAMP; seg: DIR/vis_data/vis_image)')
     p.add_argument('--data-root', metavar='DIR', help="replace the config's data_root everywhere")
     p.add_argument('--toy', action='store_true', help='evaluate on the toy data, small images (as train.py --toy)')
-    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE}; 0: the config\'s sizes)')
+    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE,
+                   help=f"--toy: test short side in px (default {rs.TOY_SIZE}; 0: the config's sizes)")
     p.add_argument('--deploy', action='store_true',
                    help="evaluate with the backbone in deploy mode (MobileMamba's switch_to_deploy(): BN folded, "
                         'inference convolutions): the same results up to float rounding, faster')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                    help='override config entries (applied last)')
-    rs.add_trust_argument(p)
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                   help='job launcher (tools/dist_test.sh uses pytorch)')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    rs.add_runner_arguments(p, 'tools/dist_test.sh')
     args = p.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if args.out and not args.out.endswith(('.pkl', '.pickle')):
@@ -77,56 +74,15 @@ def build_config(args, log=print):
     return cfg, task
 
 
-def _dump_metrics_on_rank0_only(runner):
-    """mmengine's LoggerHook writes WORK_DIR/<timestamp>/<timestamp>.json from every rank into the
-    same file, so a distributed test can leave two interleaved copies; only rank 0 writes it here."""
-    if runner.rank == 0:
-        return
-    from mmengine.hooks import LoggerHook
-    for hook in runner.hooks:
-        if isinstance(hook, LoggerHook):
-            hook.after_test_epoch = lambda runner, metrics=None: None
-
-
-def _deploy_backbone_after_loading(runner):
-    """Switch the backbone to deploy mode once the checkpoint is loaded (mmengine loads it inside
-    ``runner.test()``, before the test loop's ``before_test`` hooks)."""
-    from mmengine.hooks import Hook
-    from mmengine.model import is_model_wrapper
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    backbone = getattr(model, 'backbone', None)
-    if not hasattr(backbone, 'switch_to_deploy'):
-        raise rs.ToolError(f'--deploy: the backbone ({type(backbone).__name__}) has no switch_to_deploy(); '
-                           f'it applies to MobileMamba backbones')
-
-    class DeployBackbone(Hook):
-        def before_test(self, runner):
-            backbone.switch_to_deploy()
-            runner.logger.info('--deploy: backbone switched to deploy mode (BN folded, inference convolutions)')
-    runner.register_hook(DeployBackbone(), priority='LOWEST')
-
-
-def _check_checkpoint_matches(runner, path):
-    """mmengine loads ``load_from`` non-strictly (a checkpoint of another variant would be evaluated
-    with some weights missing): check every key and shape first, and stop with the differences."""
-    from mmengine.model import is_model_wrapper
-    from mmmobilemamba.utils.checkpoint import check_state_dict, read_checkpoint
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    checkpoint = read_checkpoint(path)
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    check_state_dict(model, state, source=f'checkpoint {path!r}')
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg, task = build_config(args)
     runner = rs.build_runner(cfg, args.launcher)
     with rs.checkpoint_errors_as_messages():
-        _check_checkpoint_matches(runner, args.checkpoint)
-    _dump_metrics_on_rank0_only(runner)
+        rs.check_checkpoint_matches(runner, args.checkpoint)
+    logger_hook_dumps_on_rank0_only(runner)
     if args.deploy:
-        _deploy_backbone_after_loading(runner)
+        rs.deploy_backbone_after_loading(runner)
     if args.out:
         if task == 'det':
             from mmdet.evaluation import DumpDetResults

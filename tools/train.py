@@ -7,7 +7,7 @@
     python tools/train.py CONFIG --toy                     # toy data, 20 iterations, small images (CPU)
     bash tools/dist_train.sh CONFIG 8                      # 8 processes (GPUs, or CPU with gloo)
 
---toy (after `python tools/make_toy_data.py`) changes, before --cfg-options are applied:
+--toy (after `python tools/dataset_converters/make_toy_data.py`) changes, before --cfg-options are applied:
 data root -> data/toy/coco/ or data/toy/ade/ADEChallengeData2016; every image size (Resize
 scales, crop sizes, pads, the preprocessor's size) x f so that the test short side is
 --toy-size px; an IterBasedTrainLoop (InfiniteSampler) of --toy-iters iterations, lr warm-up (LinearLR from
@@ -18,10 +18,10 @@ not on disk are dropped (trained from scratch); work dir work_dirs/toy/CONFIG_NA
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import runner_setup as rs  # noqa: E402
+from mmengine.config import DictAction
+
+from mmmobilemamba.apis import runner_setup as rs
 
 
 def parse_args(argv=None):
@@ -38,25 +38,18 @@ def parse_args(argv=None):
     p.add_argument('--data-root', metavar='DIR',
                    help="replace the config's data_root everywhere (datasets and evaluator files)")
     p.add_argument('--toy', action='store_true',
-                   help='run on the toy data (python tools/make_toy_data.py) with a short schedule '
+                   help='run on the toy data (python tools/dataset_converters/make_toy_data.py) with a short schedule '
                    'and small images, so a CPU run takes minutes (what it changes: above)')
     p.add_argument('--toy-iters', type=int, default=rs.TOY_ITERS, help=f'--toy: training iterations (default {rs.TOY_ITERS})')
-    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE, help=f'--toy: test short side in px (default {rs.TOY_SIZE}; 0: the config\'s sizes)')
-    p.add_argument('--cfg-options', nargs='+', action=_dict_action(), metavar='KEY=VALUE',
+    p.add_argument('--toy-size', type=int, default=rs.TOY_SIZE,
+                   help=f"--toy: test short side in px (default {rs.TOY_SIZE}; 0: the config's sizes)")
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                    help='override config entries, e.g. train_dataloader.batch_size=8 '
                    "model.backbone.init_cfg=None (applied last)")
-    rs.add_trust_argument(p)
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                   help='job launcher (tools/dist_train.sh uses pytorch)')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    rs.add_runner_arguments(p, 'tools/dist_train.sh')
     args = p.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
-
-
-def _dict_action():
-    from mmengine.config import DictAction
-    return DictAction
 
 
 def build_config(args, log=print):

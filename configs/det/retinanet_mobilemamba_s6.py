@@ -6,7 +6,5 @@
 _base_ = './retinanet_mobilemamba_b1.py'
 
 model = dict(
-    backbone=dict(
-        arch='S6',
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_s6.pth')),
+    backbone={{_base_.mobilemamba_s6}},
     neck=dict(in_channels=[192, 384, 448]))

@@ -1,4 +1,4 @@
-# Ablation (issue 6): RetinaNet MobileMamba-S6 with the MambaVision mixer as the global branch of
+# Ablation: RetinaNet MobileMamba-S6 with the MambaVision mixer as the global branch of
 # WTE-Mamba instead of the release's bidirectional SS2D scan. Everything else (release FPN
 # neck, head, data, AdamW schedule, 1333x800) is retinanet_mobilemamba_s6.py.
 # The release's ImageNet weights do not fit this backbone (the mixer's parameters differ: the

@@ -6,7 +6,7 @@
 # to put MobileMamba into any ResNet-based mmdet config.
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
-    '../_base_/custom_imports.py',
+    '../_base_/mobilemamba.py',
 ]
 
 model = dict(

@@ -1,18 +1,19 @@
 # SSDLite, MobileMamba-B1 backbone, 320x320 input, COCO, 120 epochs (dataset repeated 5x).
 # Reproduces the official release's `ssdlite_mobilemamba_b1_8gpu_2lr_coco.py`
-# (README: 24.0 box AP on COCO val2017, 18.0M params, 1.7G FLOPs) with its hyper-parameters:
+# (published result: configs/det/metafile.yml) with its hyper-parameters:
 # 192 images per iteration (8 GPUs x 24), AdamW 2.4e-3 / wd 0.05 / no decay on 'norm' params,
 # grad clip 0.1, 500-iter warm-up, cosine from epoch 60, backbone BN frozen, drop path 0.03.
 # Backbone stages 0 and 1 (strides 16/32, 200/376 channels) feed mmdet's SSDNeck (4 extra
 # depthwise levels, strides 64..512 -> anchors at strides 16, 32, 64, 107, 160, 320).
 _base_ = [
-    '../_base_/datasets/coco_detection.py',
+    'mmdet::_base_/datasets/coco_detection.py',
     '../_base_/schedules/det_adamw_1x.py',
-    '../_base_/det_runtime.py',
+    'mmdet::_base_/default_runtime.py',
+    '../_base_/mobilemamba.py',
 ]
 
-# mmdet 3.3.0 cannot run SSD inference without this fix (see mmmobilemamba/utils/mmdet_ssd_fix.py)
-custom_imports = dict(imports=['mmmobilemamba', 'mmmobilemamba.utils.mmdet_ssd_fix'])
+# mmdet 3.3.0 cannot run SSD inference without this fix (mmmobilemamba/utils/compat.py, fix_mmdet_ssd_head)
+custom_imports = dict(imports=['mmmobilemamba', 'mmmobilemamba.utils.mmdet_ssd_fix'], allow_failed_imports=False)
 
 input_size = 320
 data_preprocessor = dict(
@@ -24,14 +25,9 @@ data_preprocessor = dict(
 model = dict(
     type='SingleStageDetector',
     data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='MobileMamba',
-        arch='B1',
-        out_indices=(0, 1),
-        frozen_stages=-1,
-        norm_eval=True,
-        drop_path_rate=0.03,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_b1.pth')),
+    # _base_/mobilemamba.py's B1, stages 0 and 1 only
+    backbone=dict(type='MobileMamba', arch='B1', out_indices=(0, 1), frozen_stages=-1, norm_eval=True,
+                  drop_path_rate=0.03, init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_b1.pth')),
     neck=dict(
         type='SSDNeck',
         in_channels=(200, 376),

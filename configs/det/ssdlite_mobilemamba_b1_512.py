@@ -1,6 +1,6 @@
 # SSDLite, MobileMamba-B1, 512x512 input: ssdlite_mobilemamba_b1.py with 512 px images.
 # Reproduces the official release's `ssdlite_mobilemamba_b1_8gpu_2lr_512_coco.py`
-# (README: 29.5 box AP on COCO val2017, 18.0M params, 4.4G FLOPs). As released, the anchor
+# (published result: configs/det/metafile.yml). As released, the anchor
 # generator keeps the 320-input strides and sizes (16, 32, 64, 107, 160, 320), although the
 # feature maps of a 512 input have strides 16, 32, 64, 128, 256, 512; kept for reproduction.
 _base_ = './ssdlite_mobilemamba_b1.py'

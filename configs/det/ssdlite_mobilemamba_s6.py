@@ -3,8 +3,6 @@
 _base_ = './ssdlite_mobilemamba_b1.py'
 
 model = dict(
-    backbone=dict(
-        arch='S6',
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_s6.pth')),
+    backbone={{_base_.mobilemamba_s6}},
     neck=dict(in_channels=(192, 384), out_channels=(192, 384, 512, 256, 256, 128)),
     bbox_head=dict(in_channels=(192, 384, 512, 256, 256, 128)))

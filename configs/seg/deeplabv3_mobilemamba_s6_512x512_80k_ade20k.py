@@ -3,7 +3,5 @@
 _base_ = './deeplabv3_mobilemamba_b4_512x512_80k_ade20k.py'
 
 model = dict(
-    backbone=dict(
-        arch='S6',
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/mobilemamba_s6.pth')),
+    backbone={{_base_.mobilemamba_s6}},
     auxiliary_head=dict(in_channels=384))

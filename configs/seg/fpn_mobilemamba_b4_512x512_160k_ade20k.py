@@ -1,24 +1,16 @@
 # Semantic FPN, MobileMamba-B4 backbone, ADE20K 512x512, 160k iterations.
 # Reproduces the official release's `fpn_mobilemamba_b4-160k_ade20k-512x512.py`
-# (README: 42.5 mIoU single-scale, 19.8M params, 5.6G FLOPs) with its hyper-parameters:
+# (published result: configs/seg/metafile.yml) with its hyper-parameters:
 # 32 images per iteration (4 GPUs x 8), AdamW 1.2e-4 / wd 0.05, no decay on 'norm' params,
 # 10x lr on 'head' params, no gradient clipping, 1500-iter warm-up, cosine from 80k,
 # BN not frozen, drop path 0.03. mmseg FPN neck (256 ch) over the three stage maps and an
 # FPNHead (128 ch) on strides 16/32/64; no auxiliary head.
-_base_ = [
-    '../_base_/models/seg_mobilemamba_b4.py',
-    '../_base_/datasets/ade20k.py',
-    '../_base_/schedules/seg_adamw_80k.py',
-    '../_base_/seg_runtime.py',
-]
-
-# the GemmResize* heads (mmseg heads whose logit upsampling runs as two GEMMs)
-custom_imports = dict(imports=['mmmobilemamba', 'mmmobilemamba.models.decode_heads'],
-                      allow_failed_imports=False)
+_base_ = '../_base_/seg_release_recipe.py'
 
 model = dict(
     neck=dict(type='FPN', in_channels=[200, 376, 448], out_channels=256, num_outs=3),
     decode_head=dict(
+        _delete_=True,
         type='GemmResizeFPNHead',  # FPNHead, logits upsampled by two GEMMs
         in_channels=[256, 256, 256],
         in_index=[0, 1, 2],
@@ -47,8 +39,3 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', begin=max_iters // 2, end=max_iters,
          T_max=max_iters // 2, by_epoch=False, eta_min=0),
 ]
-
-# 8 images per GPU; the release trained on 4 GPUs (32 images per iteration)
-train_dataloader = dict(batch_size=8, num_workers=8)
-val_dataloader = dict(batch_size=1, num_workers=2)
-test_dataloader = val_dataloader

@@ -1,4 +1,4 @@
-# Ablation (issue 6): PSPNet MobileMamba-S6 with the MambaVision mixer as the global branch of
+# Ablation: PSPNet MobileMamba-S6 with the MambaVision mixer as the global branch of
 # WTE-Mamba instead of the release's bidirectional SS2D scan. Everything else (PSP head, FCN
 # auxiliary head, ADE20K 512x512, AdamW 80k schedule) is pspnet_mobilemamba_s6_512x512_80k_ade20k.py.
 # The release's ImageNet weights do not fit this backbone (the mixer's parameters differ: the

@@ -7,7 +7,7 @@
 # passes to the backbone. Not a paper configuration (see pspnet_mobilemamba_s6_*.py).
 _base_ = [
     'mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py',
-    '../_base_/custom_imports.py',
+    '../_base_/mobilemamba.py',
 ]
 
 model = dict(

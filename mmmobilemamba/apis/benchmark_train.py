@@ -103,15 +103,8 @@ def queued_gpu_ms(fn: Callable, device: torch.device, iters: int, wall_ms: float
     host (``.item()``) end the queue early and make this closer to the wall time."""
     if device.type != 'cuda':
         return float('nan')
-    cycles = int(max(1e6, 1.5 * iters * wall_ms * 1e-3 * 2.0e9))  # ~2 GHz SM clock
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda._sleep(cycles)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    synchronize(device)
-    return start.elapsed_time(end) / iters
+    from .benchmark import time_behind_sleep
+    return time_behind_sleep(fn, device, iters, cycles=int(max(1e6, 1.5 * iters * wall_ms * 1e-3 * 2.0e9)))  # ~2 GHz SM clock
 
 
 def autocast(device: torch.device, precision: str):
@@ -123,11 +116,9 @@ def autocast(device: torch.device, precision: str):
 def load_config(name: str, spec, with_loss_fp32: bool):
     """The spec's config with overrides, no checkpoint pointers and, if ``with_loss_fp32``, every
     ``FocalLoss`` replaced by ``Float32FocalLoss`` (bf16: mmcv's focal-loss op has no bf16 kernel)."""
-    from mmengine.config import Config
-    from mmmobilemamba.utils.complexity import resolve_config_path
+    from .config import load_config as read_config
     path, _, _, _, overrides = spec
-    cfg = Config.fromfile(resolve_config_path(path))
-    cfg.merge_from_dict(dict(overrides))
+    cfg = read_config(path, dict(overrides))
     cfg.model.pop('pretrained', None)
     cfg.model.backbone.init_cfg = None
     head = cfg.model.get('bbox_head') or {}

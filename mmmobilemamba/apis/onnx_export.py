@@ -21,6 +21,7 @@ needs no extra package and keeps H and W symbolic through the models' size arith
 """
 import contextlib
 import copy
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -97,10 +98,12 @@ def _config_target(path: str) -> ExportTarget:
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import MODELS, init_default_scope
 
-    from mmmobilemamba.utils.complexity import _load_config, default_input_shape
+    from .config import input_shape, load_config
 
+    if '::' not in path and not os.path.isfile(path):
+        raise ExportError(f'config {path!r} not found (working directory: {os.getcwd()})')
     try:
-        cfg = _load_config(path)
+        cfg = load_config(path)
     except FileNotFoundError as e:
         raise ExportError(f'config {path!r} not found ({e})') from e
     init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -125,7 +128,7 @@ def _config_target(path: str) -> ExportTarget:
             f'(two-stage detectors run mmcv\'s NMS and RoIAlign inside it); export the backbone alone '
             f'with an arch name ({", ".join(MobileMamba.arch_settings)}) instead')
     return ExportTarget(path, _FlatOutputs(model, lambda m, x: m._forward(x)), model, names,
-                        tuple(default_input_shape(cfg)), notes)
+                        input_shape(cfg), notes)
 
 
 def load_target(target: str, checkpoint: Optional[str] = None, randomize_seed: Optional[int] = None

@@ -1,6 +1,6 @@
 """A selective scan built only from ops that ONNX exporters trace with a dynamic sequence length.
 
-The recurrence is the one of :mod:`mmmobilemamba.models.layers.selective_scan`::
+The recurrence is the one of :mod:`mmmobilemamba.ops.selective_scan`::
 
     h[t] = a[t] * h[t-1] + x[t],   a[t] = exp(dt[t] * A),   x[t] = dt[t] * B[t] * u[t]
     y[t] = sum_n C[n, t] * h[n, t] + D * u[t]
@@ -97,7 +97,7 @@ def chunked_scan_exportable(log_a: torch.Tensor, x: torch.Tensor,
 
 def selective_scan_exportable(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
                               chunks: Sequence[int] = DEFAULT_CHUNKS) -> torch.Tensor:
-    """The selective scan of :func:`~mmmobilemamba.models.layers.selective_scan.selective_scan`
+    """The selective scan of :func:`~mmmobilemamba.ops.selective_scan`
     (same arguments and result), as an exportable multi-level scan (see the module doc).
 
     Shapes: u, delta (batch, G*D, L); A (G*D, N); B, C (batch, G, N, L); D, delta_bias (G*D,).
@@ -122,9 +122,10 @@ def selective_scan_exportable(u, delta, A, B, C, D=None, delta_bias=None, delta_
 
 def flattened_selective_scan_exportable(x: torch.Tensor, x_proj_weight: torch.Tensor,
                                         dt_projs_weight: torch.Tensor, dt_projs_bias: torch.Tensor,
-                                        A_logs: torch.Tensor, Ds: torch.Tensor) -> torch.Tensor:
+                                        A_logs: torch.Tensor, Ds: torch.Tensor, backend: str = 'auto') -> torch.Tensor:
     """:func:`~mmmobilemamba.models.layers.ss2d.flattened_selective_scan` (same arguments and
-    result: (B, D, H, W) -> float32 (B, D, H, W), K = 1 or 2 directions) in exportable ops.
+    result: (B, D, H, W) -> float32 (B, D, H, W), K = 1 or 2 directions) in exportable ops;
+    ``backend`` (the model's ``scan_backend``) is accepted and has no effect: there is one form.
 
     The projections are batched matrix products and the reversed direction a flipped copy, so the
     graph holds MatMul / Slice / elementwise nodes only.

@@ -25,7 +25,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_selective_scan import TUNING, _config, _forward_block_t, _scan_chunk, _softplus, empty_in_layout
+from ._common import (LOG2E, TUNING, empty_in_layout, forward_block_t, launch_config, scan_chunk, softplus,
+                      tile_offsets)
 
 __all__ = ['bidirectional_scan_triton']
 
@@ -40,11 +41,7 @@ def _bidirectional_scan_kernel(
     pid_d = tl.program_id(1)
     ROWS: tl.constexpr = BLOCK_D * NP
 
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    offs_t0 = tl.arange(0, BLOCK_T)
-    mask_d = offs_d < DI
-    mask_n = offs_n < N
+    offs_d, offs_n, offs_t0, mask_d, mask_n = tile_offsets(pid_d, DI, N, NP, BLOCK_D, BLOCK_T)
     mask_dn = mask_d[:, None] & mask_n[None, :]
     x_row = x_ptr + pid_b * s_xb + offs_d.to(tl.int64) * s_xd     # (BLOCK_D,) pointers
     y_row = y_ptr + pid_b * s_yb + offs_d.to(tl.int64) * s_yd
@@ -53,7 +50,7 @@ def _bidirectional_scan_kernel(
     for k in tl.static_range(2):
         ch = k * DI + offs_d                                        # row of A, D, bias
         A = tl.load(A_ptr + ch[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
-        A2 = (A * 1.4426950408889634)[:, :, None]                 # (BLOCK_D, NP, 1), for exp2
+        A2 = (A * LOG2E)[:, :, None]                                 # (BLOCK_D, NP, 1), for exp2
         bias = tl.load(bias_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
         Dv = tl.load(D_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
         proj = proj_ptr + pid_b * s_pb + k * s_pk
@@ -75,11 +72,11 @@ def _bidirectional_scan_kernel(
                 w = tl.load(w_row + r, mask=mask_d, other=0.0).to(tl.float32)
                 dtr = tl.load(proj + r * s_pc + pos * s_pl, mask=mask_t, other=0.0).to(tl.float32)
                 pre += w[:, None] * dtr[None, :]
-            dt = tl.where(mask, _softplus(pre), 0.0)               # padded steps: a = 1, b = 0
+            dt = tl.where(mask, softplus(pre), 0.0)               # padded steps: a = 1, b = 0
             mask_nt = mask_n[:, None] & mask_t[None, :]
             Bt = tl.load(B_row[:, None] + pos[None, :] * s_pl, mask=mask_nt, other=0.0).to(tl.float32)
             Ct = tl.load(C_row[:, None] + pos[None, :] * s_pl, mask=mask_nt, other=0.0).to(tl.float32)
-            y, h = _scan_chunk(dt, u, A2, Bt, Ct, h, NP, BLOCK_D, BLOCK_T)
+            y, h = scan_chunk(dt, u, A2, Bt, Ct, h, NP, BLOCK_D, BLOCK_T)
             y += Dv[:, None] * u
             if k == 1:                                              # add onto direction 0's output
                 y += tl.load(y_row[:, None] + pos[None, :] * s_yl, mask=mask, other=0.0)
@@ -100,9 +97,9 @@ def bidirectional_scan_triton(x: torch.Tensor, x_dbl: torch.Tensor, dt_weight: t
                          f'dt_weight (2, Di, R); got x {tuple(x.shape)}, x_dbl {tuple(x_dbl.shape)}, '
                          f'dt_weight {tuple(dt_weight.shape)}')
     dt_weight, A, D, delta_bias = (t.contiguous() for t in (dt_weight, A, D, delta_bias))
-    np_, block_d, block_t, warps = _config(batch, 1, channels, length, n_states, x.device, TUNING['fwd_warps'],
-                                           TUNING['fwd_per_thread'], _forward_block_t(length, False),
-                                           TUNING['fwd_programs_per_sm'])
+    np_, block_d, block_t, warps = launch_config(batch, 1, channels, length, n_states, x.device, TUNING['fwd_warps'],
+                                                 TUNING['fwd_per_thread'], forward_block_t(length, False),
+                                                 TUNING['fwd_programs_per_sm'])
     y = empty_in_layout(x, torch.float32)
     grid = (batch, triton.cdiv(channels, block_d))
     _bidirectional_scan_kernel[grid](

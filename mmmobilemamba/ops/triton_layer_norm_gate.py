@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_selective_scan import empty_in_layout
+from ._common import empty_in_layout
 
 __all__ = ['layer_norm_gate_triton']
 

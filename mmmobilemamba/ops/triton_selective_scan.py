@@ -1,6 +1,6 @@
 """Selective scan (S6 recurrence) as Triton kernels, forward and backward.
 
-Same contract as :func:`mmmobilemamba.models.layers.selective_scan.selective_scan_reference`::
+Same contract as :func:`mmmobilemamba.ops.selective_scan_reference`::
 
     u, delta (batch, G*D, L);  A (G*D, N);  B, C (batch, G, N, L);  D, delta_bias (G*D,) or None
     dt = softplus(delta + delta_bias);  h_t = exp(dt*A) * h_{t-1} + dt*B*u;  y = sum_n C*h + D*u
@@ -32,22 +32,32 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import (LOG2E, TUNING, forward_block_t, launch_config, pair_combine, scan_chunk, softplus,
+                      tile_offsets)
+
 __all__ = ['selective_scan_triton']
 
-_LOG2E = 1.4426950408889634
+
+@triton.jit
+def _program_ids():
+    """(batch, group, channel block) of this program in the (batch, G, channel blocks) grid, and G."""
+    return tl.program_id(0).to(tl.int64), tl.program_id(1), tl.program_id(2), tl.num_programs(1)
 
 
 @triton.jit
-def _pair_combine(a1, b1, a2, b2):
-    return a1 * a2, a2 * b1 + b2
-
-
-@triton.jit
-def _softplus(x):
-    # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)); log1p by a two-term series for tiny args.
-    z = tl.exp(-tl.abs(x))
-    lp = tl.where(z < 1e-4, z * (1.0 - 0.5 * z), tl.log(1.0 + z))
-    return tl.maximum(x, 0.0) + lp
+def _load_channel_parameters(A_ptr, D_ptr, bias_ptr, ch, offs_n, s_Ad, mask_d, mask_dn,
+                             HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr):
+    """A (BLOCK_D, NP), delta_bias and D (BLOCK_D,) of channels ``ch`` in float32 (zeros where absent)."""
+    A = tl.load(A_ptr + ch[:, None] * s_Ad + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
+    else:
+        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
+    else:
+        Dv = tl.zeros([BLOCK_D], dtype=tl.float32)
+    return A, bias, Dv
 
 
 @triton.jit
@@ -57,28 +67,11 @@ def _load_dt(delta_ptr, offs, mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.c
     if HAS_BIAS:
         pre = pre + bias[:, None]
     if SOFTPLUS:
-        dt = _softplus(pre)
+        dt = softplus(pre)
     else:
         dt = pre
     dt = tl.where(mask, dt, 0.0)
     return dt, pre
-
-
-@triton.jit
-def _scan_chunk(dt, u, A2, Bt, Ct, h, NP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr):
-    """One chunk of the recurrence from the entry state ``h`` (BLOCK_D*NP,). dt, u (BLOCK_D, BLOCK_T);
-    A2 = A*log2(e) (BLOCK_D, NP, 1); Bt, Ct (NP, BLOCK_T). Returns (sum_n C*h per token
-    (BLOCK_D, BLOCK_T), the state after the chunk)."""
-    ROWS: tl.constexpr = BLOCK_D * NP
-    a = tl.exp2(dt[:, None, :] * A2)                               # (BLOCK_D, NP, BLOCK_T)
-    b = (dt * u)[:, None, :] * Bt[None, :, :]
-    pa, hb = tl.associative_scan((tl.reshape(a, [ROWS, BLOCK_T]), tl.reshape(b, [ROWS, BLOCK_T])),
-                                 1, _pair_combine)
-    hs = hb + pa * h[:, None]                                      # (ROWS, BLOCK_T)
-    y = tl.sum(tl.reshape(hs, [BLOCK_D, NP, BLOCK_T]) * Ct[None, :, :], axis=1)
-    # padded tokens have a = 1, b = 0: the last column is the state after token min(L, end) - 1
-    h_next = tl.sum(tl.where((tl.arange(0, BLOCK_T) == BLOCK_T - 1)[None, :], hs, 0.0), axis=1)
-    return y, h_next
 
 
 @triton.jit
@@ -88,17 +81,10 @@ def _scan_fwd_kernel(
         s_ub, s_ud, s_db, s_dd, s_Ad, s_Bb, s_Bg, s_Bn, s_Cb, s_Cg, s_Cn,
         HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, SAVE_CKPT: tl.constexpr,
         NP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr):
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_g = tl.program_id(1)
-    pid_k = tl.program_id(2)
-    G = tl.num_programs(1)
+    pid_b, pid_g, pid_k, G = _program_ids()
     ROWS: tl.constexpr = BLOCK_D * NP
 
-    offs_d = pid_k * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    offs_t0 = tl.arange(0, BLOCK_T)
-    mask_d = offs_d < DG
-    mask_n = offs_n < N
+    offs_d, offs_n, offs_t0, mask_d, mask_n = tile_offsets(pid_k, DG, N, NP, BLOCK_D, BLOCK_T)
     ch = pid_g * DG + offs_d                                       # global channel index
     u_row = u_ptr + pid_b * s_ub + ch.to(tl.int64) * s_ud           # (BLOCK_D,) pointers
     d_row = delta_ptr + pid_b * s_db + ch.to(tl.int64) * s_dd
@@ -107,14 +93,9 @@ def _scan_fwd_kernel(
     C_row = C_ptr + pid_b * s_Cb + pid_g * s_Cg + offs_n * s_Cn
 
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + ch[:, None] * s_Ad + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
-    A2 = (A * 1.4426950408889634)[:, :, None]                     # (BLOCK_D, NP, 1), for exp2
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
-    else:
-        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
+    A, bias, Dv = _load_channel_parameters(A_ptr, D_ptr, bias_ptr, ch, offs_n, s_Ad, mask_d, mask_dn,
+                                           HAS_D, HAS_BIAS, BLOCK_D)
+    A2 = (A * LOG2E)[:, :, None]                                   # (BLOCK_D, NP, 1), for exp2
     ck_row = ckpt_ptr + ((pid_b * G * DG + ch)[:, None] * N + offs_n[None, :]) * n_chunks  # (BLOCK_D, NP)
     ck_row = tl.reshape(ck_row, [ROWS])
     mask_rows = tl.reshape(mask_dn, [ROWS])
@@ -129,7 +110,7 @@ def _scan_fwd_kernel(
         mask_nt = mask_n[:, None] & mask_t[None, :]
         Bt = tl.load(B_row[:, None] + offs_t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
         Ct = tl.load(C_row[:, None] + offs_t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-        y, h = _scan_chunk(dt, u, A2, Bt, Ct, h, NP, BLOCK_D, BLOCK_T)
+        y, h = scan_chunk(dt, u, A2, Bt, Ct, h, NP, BLOCK_D, BLOCK_T)
         if HAS_D:
             y += Dv[:, None] * u
         tl.store(y_row[:, None] + offs_t[None, :], y, mask=mask)
@@ -145,17 +126,10 @@ def _scan_bwd_kernel(
         s_ub, s_ud, s_db, s_dd, s_Ad, s_Bb, s_Bg, s_Bn, s_Cb, s_Cg, s_Cn,
         HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
         NP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr):
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_g = tl.program_id(1)
-    pid_k = tl.program_id(2)
-    G = tl.num_programs(1)
+    pid_b, pid_g, pid_k, G = _program_ids()
     ROWS: tl.constexpr = BLOCK_D * NP
 
-    offs_d = pid_k * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, NP)
-    offs_t0 = tl.arange(0, BLOCK_T)
-    mask_d = offs_d < DG
-    mask_n = offs_n < N
+    offs_d, offs_n, offs_t0, mask_d, mask_n = tile_offsets(pid_k, DG, N, NP, BLOCK_D, BLOCK_T)
     ch = pid_g * DG + offs_d
     lin = pid_b * G * DG + ch                                      # row of contiguous (batch, G*D) buffers
     u_row = u_ptr + pid_b * s_ub + ch.to(tl.int64) * s_ud
@@ -171,15 +145,10 @@ def _scan_bwd_kernel(
     dC_row = dC_ptr + (part + offs_n) * L
 
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + ch[:, None] * s_Ad + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
+    A, bias, Dv = _load_channel_parameters(A_ptr, D_ptr, bias_ptr, ch, offs_n, s_Ad, mask_d, mask_dn,
+                                           HAS_D, HAS_BIAS, BLOCK_D)
     A3 = A[:, :, None]
-    A2 = A3 * 1.4426950408889634
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
-    else:
-        bias = tl.zeros([BLOCK_D], dtype=tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + ch, mask=mask_d, other=0.0).to(tl.float32)
+    A2 = A3 * LOG2E
     ck_row = tl.reshape(ckpt_ptr + (lin[:, None] * N + offs_n[None, :]) * n_chunks, [ROWS])
     mask_rows = tl.reshape(mask_dn, [ROWS])
 
@@ -205,7 +174,7 @@ def _scan_bwd_kernel(
         dtu = dt * u
         b = dtu[:, None, :] * Bt[None, :, :]
         pa, hb = tl.associative_scan((tl.reshape(a, [ROWS, BLOCK_T]), tl.reshape(b, [ROWS, BLOCK_T])),
-                                     1, _pair_combine)
+                                     1, pair_combine)
         hs = tl.reshape(hb + pa * h_in[:, None], [BLOCK_D, NP, BLOCK_T])
         # adjoint: g_t = C_t*dy_t + a_{t+1}*g_{t+1}
         offs_t1 = offs_t + 1
@@ -214,7 +183,7 @@ def _scan_bwd_kernel(
         a1 = tl.exp2(dt1[:, None, :] * A2)
         cdy = dy[:, None, :] * Ct[None, :, :]
         pg, gl = tl.associative_scan((tl.reshape(a1, [ROWS, BLOCK_T]), tl.reshape(cdy, [ROWS, BLOCK_T])),
-                                     1, _pair_combine, reverse=True)
+                                     1, pair_combine, reverse=True)
         g2 = gl + pg * g_next[:, None]
         g_next = tl.sum(tl.where((offs_t0 == 0)[None, :], g2, 0.0), axis=1)
         gs = tl.reshape(g2, [BLOCK_D, NP, BLOCK_T])
@@ -248,67 +217,8 @@ def _scan_bwd_kernel(
         tl.store(dbias_ptr + lin, tl.sum(dbias_acc, axis=1), mask=mask_d)
 
 
-# ---------------------------------------------------------------------------------- launch config
-def _next_pow2(x: int) -> int:
-    return 1 << max(0, int(x) - 1).bit_length()
-
-
-_SM_COUNT = {}
-
-
-@torch.compiler.assume_constant_result
-def _sm_count(device) -> int:
-    idx = device.index if device.index is not None else torch.cuda.current_device()
-    if idx not in _SM_COUNT:
-        _SM_COUNT[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
-    return _SM_COUNT[idx]
-
-
-# Launch parameters (tools/benchmark.py and the tuning notes in benchmarks/ use these names).
-# A program's tile is BLOCK_D channels x next_pow2(N) states x BLOCK_T tokens, sized to about
-# ``*_per_thread`` elements per thread: more spills registers (seen in the compiler's report).
-# ``block_t`` is the chunk of an inference forward (``long_block_t`` from ``long_length`` tokens);
-# ``grad_block_t`` that of a forward that keeps checkpoints for the backward, and so of the backward.
-# Defaults: the best of sweeps on an H100 (benchmarks/gpu_results.md) over block_t 16/32/64/128,
-# warps 4/8, 2/4/8 elements per thread and 4/8 programs per SM at (batch, G*D, L) =
-# (256, 640, 196), (256, 1088, 49), (256, 1088, 16) (MobileMamba-S6 at 224²) and (8, 640, 4096)
-# (its first stage at 1024²), fp32 and bf16 inputs.
-TUNING = {'block_t': 32, 'long_block_t': 128, 'long_length': 1024, 'grad_block_t': 32,
-          'fwd_warps': 4, 'fwd_per_thread': 2, 'fwd_programs_per_sm': 4,
-          'bwd_warps': 4, 'bwd_per_thread': 4, 'bwd_programs_per_sm': 8}
-
-
-def _config(batch, groups, dg, length, n_states, device, warps, per_thread, block_t, programs_per_sm):
-    """(NP, BLOCK_D, BLOCK_T, num_warps) for a launch with chunks of at most ``block_t`` tokens."""
-    np_ = _next_pow2(n_states)
-    block_t = max(16, min(block_t, _next_pow2(length)))
-    tile = per_thread * 32 * warps
-    block_d = max(1, min(_next_pow2(dg), tile // (np_ * block_t)))
-    if device.type == 'cuda':  # enough programs to fill the GPU
-        target = programs_per_sm * _sm_count(device)
-        while block_d > 1 and batch * groups * triton.cdiv(dg, block_d) < target:
-            block_d //= 2
-    warps = max(1, min(warps, block_d * np_ * block_t // 64))  # at least 2 elements per thread
-    return np_, block_d, block_t, warps
-
-
-def _forward_block_t(length: int, save_checkpoints: bool) -> int:
-    if save_checkpoints:
-        return TUNING['grad_block_t']
-    return TUNING['long_block_t' if length >= TUNING['long_length'] else 'block_t']
-
-
 def _strides3(x):
     return x.stride(0), x.stride(1)
-
-
-def empty_in_layout(like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """An empty (batch, C, L) tensor of ``like``'s shape: channels-last storage (stride 1 over C) when
-    ``like`` has it, as in the channels-last deploy mode, else contiguous."""
-    batch, channels, length = like.shape
-    if like.stride(1) == 1 and length > 1:
-        return torch.empty(batch, length, channels, device=like.device, dtype=dtype).transpose(1, 2)
-    return torch.empty(batch, channels, length, device=like.device, dtype=dtype)
 
 
 def _last_contiguous(x):
@@ -324,10 +234,10 @@ def _scan_forward(u, delta, A, B, C, D, delta_bias, delta_softplus, save_checkpo
     batch, channels, length = u.shape
     groups, n_states = B.shape[1], B.shape[2]
     dg = channels // groups
-    np_, block_d, block_t, warps = _config(batch, groups, dg, length, n_states, u.device,
-                                           TUNING['fwd_warps'], TUNING['fwd_per_thread'],
-                                           _forward_block_t(length, save_checkpoints),
-                                           TUNING['fwd_programs_per_sm'])
+    np_, block_d, block_t, warps = launch_config(batch, groups, dg, length, n_states, u.device,
+                                                 TUNING['fwd_warps'], TUNING['fwd_per_thread'],
+                                                 forward_block_t(length, save_checkpoints),
+                                                 TUNING['fwd_programs_per_sm'])
     n_chunks = triton.cdiv(length, block_t)
     y = torch.empty(batch, channels, length, device=u.device, dtype=torch.float32)
     ckpt = (torch.empty(batch, channels, n_states, n_chunks, device=u.device, dtype=torch.float32)
@@ -361,9 +271,10 @@ class _SelectiveScanTriton(torch.autograd.Function):
         batch, channels, length = u.shape
         groups, n_states = B.shape[1], B.shape[2]
         dg = channels // groups
-        np_, block_d, block_t, warps = _config(batch, groups, dg, length, n_states, u.device, TUNING['bwd_warps'],
-                                               TUNING['bwd_per_thread'], ctx.block_t,  # the checkpoints' chunks
-                                               TUNING['bwd_programs_per_sm'])
+        np_, block_d, block_t, warps = launch_config(batch, groups, dg, length, n_states, u.device,
+                                                     TUNING['bwd_warps'], TUNING['bwd_per_thread'],
+                                                     ctx.block_t,  # the checkpoints' chunks
+                                                     TUNING['bwd_programs_per_sm'])
         n_chunks = ckpt.shape[-1]
         n_blocks = triton.cdiv(dg, block_d)
         dev = u.device

@@ -1,4 +1,4 @@
-"""FLOPs and parameter counting for MobileMamba classifiers, detectors and segmentors.
+"""FLOPs and parameter counting for MobileMamba classifiers (whole configs: :mod:`mmmobilemamba.apis.flops`).
 
 Counting follows the convention of the MobileMamba paper (fvcore, which ``mmengine.analysis``
 ports): one multiply-add is one FLOP, convolutions / linear layers / matmuls / einsums and norm
@@ -11,15 +11,12 @@ is added analytically: ``9*B*L*D*N + B*D*L`` for ``D`` scanned channels (both di
 The paper counts the classifier with BatchNorm folded into the convolutions (no BN FLOPs);
 :func:`classifier_complexity` does the same (``fuse_bn=True``).
 """
-import math
-import os
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
-__all__ = ['PAPER_IMAGENET', 'count_complexity', 'classifier_complexity', 'config_complexity',
-           'default_input_shape', 'format_count']
+__all__ = ['PAPER_IMAGENET', 'count_complexity', 'classifier_complexity', 'format_count']
 
 # ImageNet-1K classifier table of the paper / release README: FLOPs, params, resolution.
 PAPER_IMAGENET: Dict[str, Tuple[float, float, int]] = {
@@ -30,10 +27,6 @@ PAPER_IMAGENET: Dict[str, Tuple[float, float, int]] = {
     'B2': (2427e6, 17.1e6, 384),
     'B4': (4313e6, 17.1e6, 512),
 }
-
-DET_SHAPE = (800, 1280)   # (H, W): mmdet's usual 1280x800
-SEG_SHAPE = (512, 512)
-
 
 def format_count(n: float, unit: str = '') -> str:
     """``1.234e9`` -> ``'1.234G'``."""
@@ -119,90 +112,4 @@ def classifier_complexity(arch: str = 'S6', img_size: Optional[int] = None, fuse
     result.update(arch=key, img_size=img_size, params_fused=result['params'], params=params)
     if key in PAPER_IMAGENET:
         result['paper_flops'], result['paper_params'], _ = PAPER_IMAGENET[key]
-    return result
-
-
-def resolve_config_path(path: str) -> str:
-    """``mmdet::retinanet/x.py`` -> that file inside the installed package's ``.mim/configs``
-    (the ``package::`` prefix of mmengine's ``_base_``); other paths are returned unchanged."""
-    if '::' in path:
-        package, rel = path.split('::', 1)
-        module = __import__(package)
-        return os.path.join(os.path.dirname(module.__file__), '.mim', 'configs', rel)
-    return path
-
-
-def _load_config(config, cfg_options=None):
-    from mmengine.config import Config
-    cfg = Config.fromfile(resolve_config_path(config)) if isinstance(config, str) else config
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def default_input_shape(cfg) -> Tuple[int, int]:
-    """(H, W) used when none is given: SSD-style configs their ``input_size``, segmentors their
-    ``crop_size`` (else 512x512), detectors 1280x800."""
-    if cfg.get('input_size'):
-        size = cfg['input_size']
-        return (size, size) if isinstance(size, int) else tuple(size)
-    if cfg.get('default_scope') == 'mmseg':
-        crop = cfg.get('crop_size') or SEG_SHAPE
-        return tuple(crop)
-    return DET_SHAPE
-
-
-def _data_samples(scope: str, shape: Tuple[int, int]):
-    meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
-                scale_factor=(1.0, 1.0), img_id=0, flip=False)
-    if scope == 'mmseg':
-        from mmseg.structures import SegDataSample
-        return [SegDataSample(metainfo=meta)]
-    from mmdet.structures import DetDataSample
-    return [DetDataSample(metainfo=meta)]
-
-
-class _TensorMode(nn.Module):
-    """Wrap an mmdet/mmseg model so that ``forward(x)`` is its raw ``mode='tensor'`` forward."""
-
-    def __init__(self, model: nn.Module, data_samples):
-        super().__init__()
-        self.model = model
-        self.data_samples = data_samples
-
-    def forward(self, x):
-        return self.model(x, self.data_samples, mode='tensor')
-
-
-def config_complexity(config, shape: Optional[Sequence[int]] = None, cfg_options: Optional[dict] = None,
-                      count_scan: bool = True) -> dict:
-    """Params and FLOPs of the whole model of an mmdet / mmseg config on one (H, W) image.
-
-    ``shape`` defaults to :func:`default_input_shape`; it is padded up to a multiple of the
-    data preprocessor's ``pad_size_divisor`` (as mmdet's pipeline does). The backbone's
-    ``init_cfg`` is ignored (weights are never loaded), so a missing checkpoint is fine.
-    Returns the dict of :func:`count_complexity` plus ``shape``, ``backbone_params``,
-    ``neck_params`` and the model type.
-    """
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS, init_default_scope
-
-    cfg = _load_config(config, cfg_options)
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    h, w = tuple(shape) if shape else default_input_shape(cfg)
-    divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
-    h, w = math.ceil(h / divisor) * divisor, math.ceil(w / divisor) * divisor
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    model.eval()
-    wrapped = _TensorMode(model, _data_samples(scope, (h, w)))
-    with torch.no_grad():
-        result = count_complexity(wrapped, torch.randn(1, 3, h, w), count_scan=count_scan)
-
-    def n_params(name):
-        module = getattr(model, name, None)
-        return sum(p.numel() for p in module.parameters()) if isinstance(module, nn.Module) else 0
-
-    result.update(shape=(h, w), model_type=type(model).__name__,
-                  backbone_params=n_params('backbone'), neck_params=n_params('neck'))
     return result

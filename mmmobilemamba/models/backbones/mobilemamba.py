@@ -17,11 +17,12 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmmobilemamba.registry import register_model
+from mmmobilemamba.ops import SCAN_BACKENDS
+from mmmobilemamba.registry import MODELS
+
 from ..layers.block import MobileMambaBlock, PatchMerging, local_refinement
 from ..layers.conv_bn import ConvBN, fuse_modules
 from ..layers.inference_convs import convert_for_inference
-from ..layers.selective_scan import BACKENDS as SCAN_BACKENDS
 
 __all__ = ['MobileMamba']
 
@@ -29,7 +30,7 @@ _SHARED = dict(global_ratios=(0.8, 0.7, 0.6), local_ratios=(0.2, 0.2, 0.3),
                kernel_sizes=(7, 5, 3), ssm_ratio=2.0, d_state=1)
 
 
-@register_model
+@MODELS.register_module()
 class MobileMamba(BaseModule):
     """MobileMamba backbone (Lightweight Multi-Receptive Visual Mamba, CVPR 2025).
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .selective_scan import _LOADED_KERNELS, _load_kernel
+from mmmobilemamba.ops import load_kernel, loaded_kernel
 
 __all__ = ['PointwiseConv', 'DepthwiseConv', 'DenseConv', 'is_pointwise_conv', 'is_depthwise_conv',
            'is_dense_conv', 'convert_for_inference']
@@ -64,7 +64,7 @@ def _triton_kernel(name: str, x: torch.Tensor, weight: torch.Tensor):
         return None
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return None
-    return _LOADED_KERNELS.get(name)
+    return loaded_kernel(name)
 
 
 def _autocast_dtype(x: torch.Tensor):
@@ -212,9 +212,9 @@ class DenseConv(_SquareConv):
     """A groups-1 ``K x K`` convolution (padding ``K // 2``, stride 1 or 2), optionally with a ReLU.
 
     (B, C_in, H, W) -> (B, C_out, ceil(H/stride), ceil(W/stride)), channels-last on CUDA. The
-    convolution is cuDNN's on the channels-last input; with a ReLU, on CUDA without gradients, it runs without
-    bias and one Triton pass adds the bias and applies the ReLU (H100, S6 stem at batch 256: 0.84 ->
-    0.59 ms for the first layer in float32, measured against conv+bias then ReLU).
+    convolution is cuDNN's on the channels-last input; with a ReLU, on CUDA without gradients, it runs
+    without bias and one Triton pass adds the bias and applies the ReLU (PyTorch would take two
+    passes; measured in ``benchmarks/design_measurements.md``).
     """
 
     accepts = staticmethod(is_dense_conv)
@@ -276,7 +276,7 @@ def convert_for_inference(module: nn.Module) -> nn.Module:
     """Replace, in place, the convolutions of a BN-folded ``module`` by their inference forms and
     fuse the epilogues that follow them inside ``nn.Sequential`` containers (see the module doc).
     Loads the Triton depthwise kernel where it can be imported."""
-    _load_kernel('depthwise_conv')
+    load_kernel('depthwise_conv')
     _convert_convs(module)
     for sub in module.modules():
         if isinstance(sub, nn.Sequential):

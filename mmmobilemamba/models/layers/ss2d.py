@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmmobilemamba.ops import selective_scan, triton_inference_kernel
+
 from .conv_bn import ConvBN
-from .selective_scan import selective_scan, triton_inference_kernel
 
 __all__ = ['LayerNorm2d', 'BiSS2D', 'flattened_selective_scan', 'conv_projections', 'init_scan_parameters']
 

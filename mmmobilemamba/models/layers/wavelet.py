@@ -42,8 +42,8 @@ def inverse_wavelet_transform(bands: torch.Tensor, filters: torch.Tensor) -> tor
 
     The stride-2 2x2 transposed convolution, written as a per-channel 4x4 mix of the sub-bands into
     the four pixels of each 2x2 cell followed by ``pixel_shuffle``: same result, but cuDNN runs the
-    grouped transposed convolution group by group (30% of MobileMamba-S6's GPU time on an H100 with
-    cuDNN's algorithm search off, the mmdet/mmseg default).
+    grouped transposed convolution group by group, which is slow (measured in
+    ``benchmarks/design_measurements.md``).
     """
     b, c, _, h, w = bands.shape
     cells = torch.einsum('bckhw,ckp->bcphw', bands, filters.reshape(c, 4, 4).to(bands.dtype))

@@ -1,5 +1,5 @@
 """Necks: the ResNet-like pyramid adapter and the release's detection FPN."""
 from .adapter import MobileMambaAdapter
-from .release_fpn import MobileMambaFPN
+from .mobilemamba_fpn import MobileMambaFPN
 
 __all__ = ['MobileMambaAdapter', 'MobileMambaFPN']

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from mmmobilemamba.registry import register_model
+from mmmobilemamba.registry import MODELS
 
 __all__ = ['MobileMambaAdapter']
 
@@ -98,7 +98,7 @@ def _fit(x: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(x, size=(h, w), mode='nearest')
 
 
-@register_model
+@MODELS.register_module()
 class MobileMambaAdapter(BaseModule):
     """Make a pyramid of any power-of-two strides and any channels from MobileMamba's maps.
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Effective receptive field (ERF) of a backbone stage, as a heat map (the paper's Figure 1).
 
 For every input image, the output feature map of the chosen stage is taken, its central
@@ -10,15 +9,15 @@ contributions stay visible.
 
 Usage (from the repository root)::
 
-    python tools/visualize_erf.py --arch S6 --stage 2                       # toy images or noise
-    python tools/visualize_erf.py --arch S6 --stage 2 --checkpoint pretrained/mobilemamba_s6.pth
-    python tools/visualize_erf.py --config mmdet::retinanet/retinanet_r50_fpn_1x_coco.py --stage 3
-    python tools/visualize_erf.py --random 8 --out erf_compare.png \\
+    python tools/analysis_tools/visualize_erf.py --arch S6 --stage 2                       # toy images or noise
+    python tools/analysis_tools/visualize_erf.py --arch S6 --stage 2 --checkpoint pretrained/mobilemamba_s6.pth
+    python tools/analysis_tools/visualize_erf.py --config mmdet::retinanet/retinanet_r50_fpn_1x_coco.py --stage 3
+    python tools/analysis_tools/visualize_erf.py --random 8 --out erf_compare.png \\
         --model S6@2 --model mmdet::retinanet/retinanet_r50_fpn_1x_coco.py@3   # side by side
 
 Inputs: ``--images DIR`` (jpg/png files, resized on the short side and centre-cropped to
 ``--img-size``, normalised with the ImageNet mean/std that all configs use), ``--random N``
-(N standard-normal images), else the toy COCO images (``tools/make_toy_data.py``) when they
+(N standard-normal images), else the toy COCO images (``tools/dataset_converters/make_toy_data.py``) when they
 exist, else 8 random images. ``--num-images`` caps the number of images read.
 
 Models: ``--arch`` builds ``MobileMamba(arch=...)``; ``--config`` builds
@@ -45,14 +44,11 @@ import json
 import math
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from .config import ROOT
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -85,24 +81,14 @@ def _strip_weights(cfg_dict):
 
 
 def _build_config_backbone(path, stage):
-    from mmengine.config import Config
-    from mmengine.utils import import_modules_from_strings
+    from mmengine.registry import MODELS
 
-    from mmmobilemamba.utils.complexity import resolve_config_path
-    cfg = Config.fromfile(resolve_config_path(path))
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg['custom_imports'])
+    from .config import load_config, register_modules
+    cfg = load_config(path)
     scope = cfg.get('default_scope', 'mmdet')
-    if scope == 'mmseg':
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    elif scope == 'mmdet':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    else:
+    if scope not in ('mmdet', 'mmseg'):
         raise ValueError(f'{path}: default_scope {scope!r} is not mmdet or mmseg')
-    register_all_modules(init_default_scope=True)
-    import mmmobilemamba  # noqa: F401  (MobileMamba for configs that name it without custom_imports)
+    register_modules(scope[2:])
     model_cfg = cfg.get('model', {})
     if 'backbone' not in model_cfg:
         raise ValueError(f'{path}: cfg.model has no backbone')
@@ -372,7 +358,7 @@ def run(args):
         images = default_images()
         if images is None:
             random = 8
-            print('no --images and no toy data (tools/make_toy_data.py): using 8 random images', flush=True)
+            print('no --images and no toy data (tools/dataset_converters/make_toy_data.py): using 8 random images', flush=True)
     source = f'{random} random images' if random else f'images in {images}'
     print(f'ERF at {args.img_size}x{args.img_size} px, {source}', flush=True)
 
@@ -406,6 +392,3 @@ def run(args):
             json.dump(summaries, f, indent=1)
     return summaries
 
-
-if __name__ == '__main__':
-    main()

@@ -30,8 +30,8 @@ installed mamba-ssm takes the scan and SS2D's fused inference kernels are skippe
 
 Where the backend resolves to ``'triton'``, SS2D has two more Triton kernels for inference, found
 with :func:`triton_inference_kernel`: ``'bidirectional_scan'`` (both scan directions in one launch,
-no flipped copies; :mod:`mmmobilemamba.ops.triton_bidirectional_scan`) and ``'layer_norm_gate'``
-(the output LayerNorm times the SiLU gate; :mod:`mmmobilemamba.ops.triton_layer_norm_gate`).
+no flipped copies) and ``'layer_norm_gate'`` (the output LayerNorm times the SiLU gate); the
+kernels themselves are imported by :mod:`mmmobilemamba.ops.kernel_registry`.
 """
 import functools
 import os
@@ -41,9 +41,12 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ['selective_scan', 'selective_scan_torch', 'selective_scan_reference', 'available_backends']
+from .kernel_registry import LOADED_KERNELS, import_error, load_kernel
 
-BACKENDS = ('mamba_ssm', 'triton', 'torch', 'reference')
+__all__ = ['SCAN_BACKENDS', 'selective_scan', 'selective_scan_torch', 'selective_scan_reference',
+           'available_backends', 'triton_inference_kernel']
+
+SCAN_BACKENDS = ('mamba_ssm', 'triton', 'torch', 'reference')  # besides 'auto'
 _CHUNK = 64
 
 
@@ -141,47 +144,11 @@ def selective_scan_reference(u, delta, A, B, C, D=None, delta_bias=None, delta_s
     return y
 
 
-_LOADED_KERNELS = {}  # name -> function, filled by :func:`_load_kernel`; read directly on the hot path
-# (torch.compile traces a dict lookup, not an lru_cache call)
-_IMPORT_ERRORS = {}  # name -> 'ExceptionType: message' of a kernel whose import failed
-
-
-@functools.lru_cache(maxsize=None)
-def _load_kernel(backend: str):
-    """Import an optional kernel; return its function or None (never raises)."""
-    try:
-        if backend == 'mamba_ssm':
-            from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
-
-            def run(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
-                return selective_scan_fn(u, delta, A, B, C, D, None, delta_bias, delta_softplus).float()
-            fn = run
-        elif backend == 'triton':
-            from mmmobilemamba.ops.triton_selective_scan import selective_scan_triton
-            fn = selective_scan_triton
-        elif backend == 'bidirectional_scan':
-            from mmmobilemamba.ops.triton_bidirectional_scan import bidirectional_scan_triton
-            fn = bidirectional_scan_triton
-        elif backend == 'layer_norm_gate':
-            from mmmobilemamba.ops.triton_layer_norm_gate import layer_norm_gate_triton
-            fn = layer_norm_gate_triton
-        elif backend == 'depthwise_conv':  # not a scan: the deploy mode's convolution kernel
-            from mmmobilemamba.ops.triton_depthwise_conv import depthwise_conv_triton
-            fn = depthwise_conv_triton
-        else:
-            return None
-    except Exception as err:  # ImportError, or a broken build that fails at import time
-        _IMPORT_ERRORS[backend] = f'{type(err).__name__}: {err}'
-        return None
-    _LOADED_KERNELS[backend] = fn
-    return fn
-
-
 def available_backends(device: torch.device) -> list:
     """The backends that can run on ``device``, in ``'auto'`` preference order."""
     found = []
     if device.type == 'cuda':
-        found += [name for name in ('mamba_ssm', 'triton') if _load_kernel(name) is not None]
+        found += [name for name in ('mamba_ssm', 'triton') if load_kernel(name) is not None]
     return found + ['torch', 'reference']
 
 
@@ -201,7 +168,7 @@ def _warn_auto_misses_triton(chosen: str):
                    f"scan and SS2D's fused Triton inference kernels (both directions in one launch, "
                    f"LayerNorm x gate) are skipped; {_HOW_TO_CHOOSE}.")
     else:
-        reason = _IMPORT_ERRORS.get('triton', 'not importable')
+        reason = import_error('triton') or 'not importable'
         _warn_once(f"selective-scan backend 'auto': this package's Triton kernel could not be imported "
                    f"({reason}), so CUDA tensors take the pure-PyTorch scan ({chosen!r}, 26-65x slower). "
                    f"Install triton (it ships with CUDA builds of torch) or {_HOW_TO_CHOOSE}.")
@@ -212,9 +179,9 @@ def _resolve(backend: str, device_type: str) -> str:
     """The backend to run for ``device_type`` tensors. Under ``torch.compile`` it is evaluated once,
     at trace time (the imports it tries would otherwise break the graph)."""
     requested = os.environ.get('MMMOBILEMAMBA_SCAN_BACKEND') or backend or 'auto'  # empty variable: unset
-    if requested not in BACKENDS + ('auto',):
+    if requested not in SCAN_BACKENDS + ('auto',):
         raise ValueError(f'unknown selective-scan backend {requested!r}; choose one of '
-                         f'{("auto",) + BACKENDS} (argument or MMMOBILEMAMBA_SCAN_BACKEND)')
+                         f'{("auto",) + SCAN_BACKENDS} (argument or MMMOBILEMAMBA_SCAN_BACKEND)')
     usable = available_backends(torch.device(device_type))
     if requested == 'auto':
         if device_type == 'cuda' and usable[0] != 'triton':
@@ -245,13 +212,13 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         raise ValueError(f'selective_scan expects u (batch, G*D, L) and B (batch, G, N, L) with '
                          f'G dividing G*D; got u {tuple(u.shape)}, B {tuple(B.shape)}')
     name = _resolve(backend, u.device.type)
-    fn = _IMPLEMENTATIONS.get(name) or _LOADED_KERNELS[name]
+    fn = _IMPLEMENTATIONS.get(name) or LOADED_KERNELS[name]
     return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 
 @torch.compiler.assume_constant_result
 def _inference_kernel_enabled(name: str, backend: str, device_type: str) -> bool:
-    return _resolve(backend, device_type) == 'triton' and _load_kernel(name) is not None
+    return _resolve(backend, device_type) == 'triton' and load_kernel(name) is not None
 
 
 def triton_inference_kernel(name: str, *tensors: torch.Tensor, backend: str = 'auto'):
@@ -262,4 +229,4 @@ def triton_inference_kernel(name: str, *tensors: torch.Tensor, backend: str = 'a
         return None
     if not _inference_kernel_enabled(name, backend, tensors[0].device.type):
         return None
-    return _LOADED_KERNELS[name]
+    return LOADED_KERNELS[name]

@@ -25,9 +25,9 @@ mmdet's CocoMetric work unchanged. ADE20K label maps use 0 for unlabelled pixels
 with ``reduce_zero_label=True``, as in the real dataset), 4 ('floor') for a band at the
 bottom of every image and the class values above for the shapes.
 
-    python tools/make_toy_data.py                     # -> data/toy/{coco,ade}
-    python tools/make_toy_data.py --out /tmp/toy --train 8 --val 4 --min-size 128 --max-size 160
-    python tools/make_toy_data.py --realistic         # -> data/toy/realistic/{coco,ade}
+    python tools/dataset_converters/make_toy_data.py                     # -> data/toy/{coco,ade}
+    python tools/dataset_converters/make_toy_data.py --out /tmp/toy --train 8 --val 4 --min-size 128 --max-size 160
+    python tools/dataset_converters/make_toy_data.py --realistic         # -> data/toy/realistic/{coco,ade}
 
 ``--realistic`` is a set to learn from rather than to smoke-test with: 2000 training and 200
 validation images of 640-1333 px, each with 4-16 shapes whose sizes spread from about 16 px to

@@ -25,14 +25,14 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from mmmobilemamba.registry import register_model
+from mmmobilemamba.registry import MODELS
 
 __all__ = ['MobileMambaFPN']
 
 _EXTRA_SOURCES = ('on_input', 'on_lateral', 'on_output')
 
 
-@register_model
+@MODELS.register_module()
 class MobileMambaFPN(BaseModule):
     """FPN with extra transposed-conv levels finer than the finest input (release neck).
 

@@ -1,14 +1,13 @@
-#!/usr/bin/env python
 """Reproduction report: one markdown table of every config's params, FLOPs, evaluation results
 and benchmark FPS next to the numbers the MobileMamba authors published, plus training curves.
 
-    python tools/report.py                                   # all configs under configs/
-    python tools/report.py configs/det/retinanet_mobilemamba_b1.py configs/seg/*.py
-    python tools/report.py --skip-flops --out work_dirs/report/report.md
+    python tools/analysis_tools/report.py                                   # all configs under configs/
+    python tools/analysis_tools/report.py configs/det/retinanet_mobilemamba_b1.py configs/seg/*.py
+    python tools/analysis_tools/report.py --skip-flops --out work_dirs/report/report.md
 
 Sources:
 
-* params / FLOPs: ``mmmobilemamba.utils.complexity.config_complexity`` (the whole model on
+* params / FLOPs: ``mmmobilemamba.apis.flops.config_complexity`` (the whole model on
   one image: detectors 1280x800, SSD its ``input_size``, segmentors their crop, 512x512);
   ``--skip-flops`` leaves these columns empty (building and tracing every model takes minutes).
 * results: every run directory ``WORK_DIRS/**/<timestamp>/`` whose work dir belongs to a
@@ -16,12 +15,14 @@ Sources:
   or holds the config dump ``<name>.py`` that mmengine writes there. Validation metrics come
   from ``<timestamp>/vis_data/scalars.json``, test metrics (``tools/test.py``) from
   ``<timestamp>/<timestamp>.json``; the table shows the most recent evaluation. COCO metrics
-  (fractions in the logs) are shown in percent like mIoU.
+  (fractions in the logs) are shown in percent like mIoU. A result goes into the main table only
+  if its run used the config's own dataset (the config dump names the config's data root); toy
+  and other-data runs (e.g. the quickstart) go into a separate table labelled with their data.
 * FPS: markdown tables in ``BENCHMARKS/*.md`` that have ``config`` and ``FPS`` columns (as
-  ``tools/benchmark.py --sections det`` writes them), and ``BENCHMARKS/*.json`` lists of
+  ``tools/analysis_tools/benchmark.py --sections det`` writes them), and ``BENCHMARKS/*.json`` lists of
   records with ``config`` and ``fps`` keys. One column per file, fp32 rows preferred.
-* paper: the official release README (github.com/lewandofskee/MobileMamba, "Downstream
-  Results"), for the configs that reproduce a released model; empty where nothing was published.
+* paper: ``configs/*/metafile.yml`` (the official release README, github.com/lewandofskee/MobileMamba,
+  "Downstream Results"), for the configs that reproduce a released model; empty elsewhere.
 
 Training curves (loss terms and the evaluation metric against the iteration) go to one PNG per
 run directory under ``<out dir>/curves/`` and are linked from the report.
@@ -29,53 +30,47 @@ run directory under ``<out dir>/curves/`` and are linked from the report.
 import argparse
 import glob
 import json
-import math
 import os
 import os.path as osp
 import re
-import sys
 from collections import OrderedDict
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from .config import ROOT, load_config
 
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 
 # ------------------------------------------------------------------------------ published numbers
-# Official release README (lewandofskee/MobileMamba, "Downstream Results"); metric values in %,
-# under mmengine's metric names; params / FLOPs as printed there. Keyed by the name of the
-# config here that reproduces the model.
 _M, _G = 1e6, 1e9
-PAPER = {
-    'retinanet_mobilemamba_b1': dict(
-        model='RetinaNet MobileMamba-B1', params='27.1M', flops='151G', metrics={
-            'coco/bbox_mAP': 39.6, 'coco/bbox_mAP_50': 59.8, 'coco/bbox_mAP_75': 42.4,
-            'coco/bbox_mAP_s': 21.5, 'coco/bbox_mAP_m': 43.4, 'coco/bbox_mAP_l': 53.9}),
-    'mask-rcnn_mobilemamba_b1': dict(
-        model='Mask R-CNN MobileMamba-B1', params='38.0M', flops='178G', metrics={
-            'coco/bbox_mAP': 40.6, 'coco/bbox_mAP_50': 61.8, 'coco/bbox_mAP_75': 43.8,
-            'coco/bbox_mAP_s': 22.4, 'coco/bbox_mAP_m': 43.5, 'coco/bbox_mAP_l': 55.9,
-            'coco/segm_mAP': 37.4, 'coco/segm_mAP_50': 58.9, 'coco/segm_mAP_75': 39.9,
-            'coco/segm_mAP_s': 17.1, 'coco/segm_mAP_m': 39.9, 'coco/segm_mAP_l': 56.4}),
-    'ssdlite_mobilemamba_b1': dict(
-        model='SSDLite MobileMamba-B1 (320)', params='18.0M', flops='1.7G', metrics={
-            'coco/bbox_mAP': 24.0, 'coco/bbox_mAP_50': 39.5, 'coco/bbox_mAP_75': 24.0,
-            'coco/bbox_mAP_s': 3.1, 'coco/bbox_mAP_m': 23.4, 'coco/bbox_mAP_l': 46.9}),
-    'ssdlite_mobilemamba_b1_512': dict(
-        model='SSDLite MobileMamba-B1-r512', params='18.0M', flops='4.4G', metrics={
-            'coco/bbox_mAP': 29.5, 'coco/bbox_mAP_50': 47.7, 'coco/bbox_mAP_75': 30.4,
-            'coco/bbox_mAP_s': 8.9, 'coco/bbox_mAP_m': 35.0, 'coco/bbox_mAP_l': 47.0}),
-    'fpn_mobilemamba_b4_512x512_160k_ade20k': dict(
-        model='Semantic FPN MobileMamba-B4', params='19.8M', flops='5.6G',
-        metrics={'aAcc': 79.9, 'mIoU': 42.5, 'mAcc': 53.7}),
-    'deeplabv3_mobilemamba_b4_512x512_80k_ade20k': dict(
-        model='DeepLabv3 MobileMamba-B4', params='23.4M', flops='4.7G',
-        metrics={'aAcc': 76.3, 'mIoU': 36.6, 'mAcc': 47.1}),
-    'pspnet_mobilemamba_b4_512x512_80k_ade20k': dict(
-        model='PSPNet MobileMamba-B4', params='20.5M', flops='4.5G',
-        metrics={'aAcc': 76.2, 'mIoU': 36.9, 'mAcc': 47.9}),
-}
+# metafile metric names -> mmengine's log keys
+_METAFILE_PREFIXES = (('box AP', 'coco/bbox_mAP'), ('mask AP', 'coco/segm_mAP'))
+
+
+def metric_log_key(name):
+    """``'box AP_50'`` -> ``'coco/bbox_mAP_50'``; mmseg's names (``mIoU``, ...) are the same in both."""
+    for prefix, key in _METAFILE_PREFIXES:
+        if name.startswith(prefix):
+            return key + name[len(prefix):]
+    return name
+
+
+def read_metafiles(configs_dir):
+    """{config name: dict(model, params, flops, metrics (log keys, %), source)} of the published
+    results in ``configs_dir/*/metafile.yml`` (OpenMMLab's metafile layout)."""
+    import yaml
+    published = {}
+    for path in sorted(glob.glob(osp.join(configs_dir, '*', 'metafile.yml'))):
+        with open(path) as f:
+            models = (yaml.safe_load(f) or {}).get('Models') or []
+        for m in models:
+            meta = m.get('Metadata') or {}
+            metrics = {}
+            for result in m.get('Results') or []:
+                metrics.update({metric_log_key(k): float(v) for k, v in (result.get('Metrics') or {}).items()})
+            published[config_name(m['Config'])] = dict(
+                model=meta.get('Model', m['Name']), params=str(meta.get('Parameters', '')),
+                flops=str(meta.get('FLOPs', '')), metrics=metrics, source=m.get('Source', ''))
+    return published
+
 
 # headline metrics of the table: (log key, column label); COCO values are fractions in the logs
 HEADLINE = (('coco/bbox_mAP', 'box AP'), ('coco/segm_mAP', 'mask AP'), ('mIoU', 'mIoU'))
@@ -111,9 +106,8 @@ def find_configs(paths, configs_dir):
 
 def config_info(path):
     """Task, dataset and scope of a config (without building the model)."""
-    from mmengine.config import Config
     try:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
     except Exception as e:  # noqa: BLE001  (report what failed, keep going)
         return dict(scope='?', dataset='?', error=f'{type(e).__name__}: {e}')
     scope = cfg.get('default_scope', '?')
@@ -123,14 +117,15 @@ def config_info(path):
     ds_type = str(ds.get('type', '?')) if isinstance(ds, dict) else '?'
     dataset = {'CocoDataset': 'COCO', 'ADE20KDataset': 'ADE20K'}.get(ds_type.split('.')[-1], ds_type)
     roi_head = cfg.model.get('roi_head') or {}
-    return dict(scope=scope, dataset=dataset, model=cfg.model.get('type', '?'),
+    from .runner_setup import config_data_roots
+    return dict(scope=scope, dataset=dataset, model=cfg.model.get('type', '?'), data_roots=config_data_roots(cfg),
                 has_mask=bool(roi_head.get('mask_head')) if isinstance(roi_head, dict) else False)
 
 
 def complexity(path):
     """(params, flops, shape) via the shared counter; (None, None, None, error) on failure."""
     try:
-        from mmmobilemamba.utils.complexity import config_complexity
+        from .flops import config_complexity
         r = config_complexity(path)
         return dict(params=r['params'], flops=r['flops'], shape=tuple(r['shape']))
     except Exception as e:  # noqa: BLE001
@@ -212,6 +207,16 @@ def match_work_dirs(name, runs):
     """Work dirs of config ``name``: named like it, or holding its config dump ``name.py``."""
     return sorted(wd for wd in runs
                   if osp.basename(osp.normpath(wd)) == name or osp.isfile(osp.join(wd, f'{name}.py')))
+
+
+def run_data_roots(work_dir, name):
+    """The data roots in the config dump ``WORK_DIR/NAME.py`` that mmengine writes for every run
+    (empty without a dump)."""
+    dump = osp.join(work_dir, f'{name}.py')
+    if not osp.isfile(dump):
+        return set()
+    with open(dump) as f:
+        return {root.rstrip('/') for root in re.findall(r"data_root\s*=\s*'([^']*)'", f.read())}
 
 
 def latest_eval(run_list):
@@ -403,20 +408,27 @@ def headline(keys_values, metrics_of):
     return labels, values
 
 
-def build_rows(configs, runs, benchmarks, skip_flops, root_for_rel):
+def build_rows(configs, runs, benchmarks, skip_flops, published):
+    """One row per (config, work dir); ``row['on_config_data']``: whether the run's config dump
+    names the data roots of the config itself (else a toy or other-data run)."""
     rows = []
     for path in configs:
         name = config_name(path)
         info = config_info(path)
         cx = {} if skip_flops else complexity(path)
-        paper = PAPER.get(name, {})
+        paper = published.get(name, {})
         fps = [fps_cell(per_cfg.get(name, [])) for per_cfg in benchmarks.values()]
         work_dirs = match_work_dirs(name, runs)
         base = dict(config=path, name=name, info=info, cx=cx, paper=paper, fps=fps)
-        if not work_dirs:
-            rows.append(dict(base, work_dir=None, eval=None, runs=[]))
+        config_roots = info.get('data_roots') or set()
+        found = []
         for wd in work_dirs:
-            rows.append(dict(base, work_dir=wd, eval=latest_eval(runs[wd]), runs=runs[wd]))
+            roots = run_data_roots(wd, name)
+            found.append(dict(base, work_dir=wd, eval=latest_eval(runs[wd]), runs=runs[wd], data_roots=roots,
+                              on_config_data=bool(roots) and roots == config_roots))
+        if not any(r['on_config_data'] for r in found):
+            rows.append(dict(base, work_dir=None, eval=None, runs=[], data_roots=set(), on_config_data=True))
+        rows += found
     return rows
 
 
@@ -425,6 +437,33 @@ def rel(path, start):
     path = osp.abspath(path)
     start = osp.abspath(start)
     return osp.relpath(path, start) if path.startswith(start + os.sep) else path
+
+
+def run_cell(r, base, curves, out_dir):
+    """Run dir (relative to ``base``), the evaluation's label and timestamp, a link to its curves."""
+    run = rel(r['work_dir'], base)
+    if r['eval']:
+        run_info, rec = r['eval']
+        run += f' ({rec["_label"]}, {run_info["timestamp"]})'
+    if r['work_dir'] in curves:
+        run += f' [curves]({rel(curves[r["work_dir"]], out_dir)})'
+    return run
+
+
+def other_data_table(rows, base, curves, out_dir):
+    """Markdown lines of the runs that did not use the config's own dataset (toy / smoke runs)."""
+    others = [r for r in rows if not r['on_config_data']]
+    if not others:
+        return []
+    lines = ['', "## Toy and other-data runs (not on the config's dataset: not comparable with the paper)", '',
+             '| config | data root of the run | metric | result | run |', '|---|---|---|---|---|']
+    for r in others:
+        rec = r['eval'][1] if r['eval'] else {}
+        labels, values = headline(set(rec), lambda k: fmt_metric(to_percent(k, rec.get(k))))
+        data = ', '.join(sorted(r['data_roots'])) or 'unknown (no config dump)'
+        lines.append(f'| `{r["name"]}` | {data} | {" / ".join(labels)} | {" / ".join(values)} | '
+                     f'{run_cell(r, base, curves, out_dir)} |')
+    return lines
 
 
 def render(rows, benchmarks, devices, out_path, curves, skip_flops, work_dirs_root=None, bench_dir=None):
@@ -436,7 +475,7 @@ def render(rows, benchmarks, devices, out_path, curves, skip_flops, work_dirs_ro
               'paper'] + fps_cols + ['run']
     lines = ['# MobileMamba reproduction report', '',
              '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for r in rows:
+    for r in (r for r in rows if r['on_config_data']):
         paper_metrics = r['paper'].get('metrics', {})
         ours_rec = r['eval'][1] if r['eval'] else {}
         keys = set(paper_metrics) | set(ours_rec)
@@ -452,14 +491,7 @@ def render(rows, benchmarks, devices, out_path, curves, skip_flops, work_dirs_ro
             flops += f' @{cx["shape"][0]}x{cx["shape"][1]}'
         if cx.get('error'):
             flops = 'failed'
-        run = ''
-        if r['work_dir']:
-            run = rel(r['work_dir'], base)
-            if r['eval']:
-                run_info, rec = r['eval']
-                run += f' ({rec["_label"]}, {run_info["timestamp"]})'
-            if r['work_dir'] in curves:
-                run += f' [curves]({rel(curves[r["work_dir"]], out_dir)})'
+        run = run_cell(r, base, curves, out_dir) if r['work_dir'] else ''
         cells = [f'`{r["name"]}`', r['info'].get('dataset', ''),
                  fmt_count(cx.get('params'), 'M'), r['paper'].get('params', ''),
                  flops, r['paper'].get('flops', ''),
@@ -468,11 +500,12 @@ def render(rows, benchmarks, devices, out_path, curves, skip_flops, work_dirs_ro
         lines.append('| ' + ' | '.join(cells) + ' |')
 
     lines += ['', 'Notes:', '',
-              '- paper: official release README (github.com/lewandofskee/MobileMamba, "Downstream '
-              'Results"); empty where the authors published nothing for that config.',
-              '- ours: the latest evaluation in the run directory; COCO mAP and mIoU in %. '
-              'Runs under `work_dirs/toy/` are toy-data smoke runs, not reproductions.',
-              '- params / FLOPs: whole model, `mmmobilemamba.utils.complexity.config_complexity` '
+              '- paper: `configs/*/metafile.yml`, the official release README (github.com/lewandofskee/MobileMamba, '
+              '"Downstream Results"); empty where the authors published nothing for that config.',
+              "- ours: the latest evaluation of a run on the config's own dataset (its config dump names the "
+              "config's data root); COCO mAP and mIoU in %. Runs on other data (toy data, smoke runs) are "
+              'in the next table, not here.',
+              '- params / FLOPs: whole model, `mmmobilemamba.apis.flops.config_complexity` '
               '(fvcore convention: 1 multiply-add = 1 FLOP), at the input size shown.'
               + (' Skipped (--skip-flops).' if skip_flops else '')]
     for src in benchmarks:
@@ -480,12 +513,13 @@ def render(rows, benchmarks, devices, out_path, curves, skip_flops, work_dirs_ro
         where = osp.join(rel(bench_dir, ROOT), src) if bench_dir else src
         lines.append(f'- FPS ({osp.splitext(src)[0]}): from `{where}`'
                      + (f', device {dev}' if dev else '') + '; batch 1, fp32 row where present.')
+    lines += other_data_table(rows, base, curves, out_dir)
     errors = [(r['name'], r['cx']['error']) for r in rows if r['cx'].get('error')]
     errors += [(r['name'], r['info']['error']) for r in rows if r['info'].get('error')]
     if errors:
         lines += ['', 'Errors:', ''] + [f'- `{n}`: {e}' for n, e in OrderedDict(errors).items()]
 
-    detail = [r for r in rows if r['eval']]
+    detail = [r for r in rows if r['eval'] and r['on_config_data']]
     if detail:
         lines += ['', '## All metrics of the latest evaluation', '']
         for r in detail:
@@ -526,7 +560,7 @@ def main(argv=None):
         raise SystemExit(f'no configs found ({args.configs or args.configs_dir})')
     runs = find_runs(args.work_dirs)
     benchmarks, devices = read_benchmarks(args.benchmarks)
-    rows = build_rows(configs, runs, benchmarks, args.skip_flops, ROOT)
+    rows = build_rows(configs, runs, benchmarks, args.skip_flops, read_metafiles(args.configs_dir))
     curves = {}
     if not args.no_curves:
         curve_dir = osp.join(osp.dirname(osp.abspath(args.out)), 'curves')
@@ -542,6 +576,3 @@ def main(argv=None):
     print(f'report written to {args.out}' + (f', {len(curves)} curve plot(s)' if curves else ''))
     return rows
 
-
-if __name__ == '__main__':
-    main()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert an official MobileMamba checkpoint into a verified mmengine backbone checkpoint.
 
-    python tools/convert_checkpoint.py mobilemamba_s6.pth pretrained/mobilemamba_s6.pth --arch S6
+    python tools/model_converters/convert_checkpoint.py mobilemamba_s6.pth pretrained/mobilemamba_s6.pth --arch S6
 
 Input: the release's ImageNet file ({'model': ...}, distilled or not), a release detector /
 segmentor checkpoint (keys under ``backbone.``), or any state_dict. Output: ``{'state_dict':

@@ -1,14 +1,16 @@
-#!/usr/bin/env python
 """Speed benchmarks of MobileMamba: classifier throughput, resolution scaling, selective-scan
-backends, reference models, and det/seg models built from configs.
+backends, reference models, det/seg models built from configs, and CPU latency of the eager,
+deploy and ONNX Runtime forms (``cpu``: :mod:`mmmobilemamba.apis.benchmark_cpu`, options
+``--cpu-*``). Training speed has its own engine, ``python -m mmmobilemamba.apis.benchmark_train``.
 
 Run from the repository root::
 
-    python tools/benchmark.py                          # everything but det/seg, on CUDA if present
-    python tools/benchmark.py --sections det --config configs/det/retinanet_mobilemamba_s6.py \
+    python tools/analysis_tools/benchmark.py               # everything but det/seg, on CUDA if present
+    python tools/analysis_tools/benchmark.py --sections det --config configs/det/retinanet_mobilemamba_s6.py \
         mmdet::retinanet/retinanet_r18_fpn_1x_coco.py
-    python tools/benchmark.py --device cpu             # small CPU defaults (batch 8, few iterations)
-    python tools/benchmark.py --out benchmarks/gpu_results.md
+    python tools/analysis_tools/benchmark.py --device cpu  # small CPU defaults (batch 8, few iterations)
+    python tools/analysis_tools/benchmark.py --out benchmarks/gpu_results.md
+    python tools/analysis_tools/benchmark.py --sections cpu --cpu-archs S6 --cpu-sizes 224 512
 
 Timing: warm-up runs first, then each run is timed separately (CUDA events on the GPU,
 ``time.perf_counter`` on the CPU) and the median is reported. Peak memory is
@@ -24,13 +26,13 @@ import platform
 import statistics
 import sys
 import time
-import types
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mmmobilemamba.utils.compat import install_mmcv_ext_stub
+
+from . import benchmark_cpu
+
 
 ARCHS = ('T2', 'T4', 'S6', 'B1', 'B2', 'B4')
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -44,8 +46,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--sections', nargs='+', default=None,
-                   choices=['throughput', 'scaling', 'scan', 'reference', 'det'],
-                   help='default: all but det (det too when --config is given)')
+                   choices=['throughput', 'scaling', 'scan', 'reference', 'det', 'cpu'],
+                   help='default: all but det and cpu (det too when --config is given); cpu needs onnxruntime')
     p.add_argument('--archs', nargs='+', default=list(ARCHS), type=str.upper)
     p.add_argument('--batch', type=int, help='throughput batch (default 256 on CUDA, 8 on CPU)')
     p.add_argument('--img-size', type=int, default=224)
@@ -71,8 +73,8 @@ def parse_args(argv=None):
                    help='mmdet/mmseg configs to time (tensor-mode forward, no post-processing); '
                         '"mmdet::path" or "mmseg::path" reads from the installed package')
     p.add_argument('--det-shape', nargs=2, type=int, metavar=('H', 'W'),
-                   help='input size for --config models (default: a 4:3 image at the config\'s '
-                        'test scale, padded to the preprocessor\'s size divisor)')
+                   help='input size for --config models (default: the size get_flops counts, '
+                        'mmmobilemamba.apis.config.input_shape; padded to the preprocessor\'s size divisor)')
     p.add_argument('--det-iters', type=int, help='timed runs for det/seg (default 50 CUDA / 3 CPU)')
     p.add_argument('--det-precisions', nargs='+', choices=list(DTYPES),
                    help='precisions for det/seg (default fp32 fp16 on CUDA, fp32 on CPU)')
@@ -89,6 +91,7 @@ def parse_args(argv=None):
     p.add_argument('--no-graph', dest='graph', action='store_false',
                    help='skip the CUDA-graph replay timings (eager timings only)')
     p.add_argument('--out', help='also write the tables (markdown) to this file')
+    benchmark_cpu.add_arguments(p.add_argument_group('cpu section (CPU latency, batch 1)'), prefix='cpu-')
     args = p.parse_args(argv)
     cuda = args.device.startswith('cuda')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
@@ -176,17 +179,20 @@ def measure_queued(fn, device, iters, eager_ms, repeats=3):
         return float('nan')
     # hold the GPU for longer than queueing takes (at most ~2 ms of CPU per call, 2 GHz clock)
     cycles = int(max(1e6, 2 * iters * min(eager_ms, 2.0) * 1e-3 * 2.0e9))
-    results = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(cycles)
-        start.record()
-        for _ in range(iters):
-            fn()
-        end.record()
-        torch.cuda.synchronize(device)
-        results.append(start.elapsed_time(end) / iters)
-    return statistics.median(results)
+    return statistics.median(time_behind_sleep(fn, device, iters, cycles) for _ in range(repeats))
+
+
+def time_behind_sleep(fn, device, iters, cycles):
+    """CUDA-event milliseconds per ``fn()`` of ``iters`` calls queued behind a sleep kernel of
+    ``cycles`` clock cycles (long enough that the host never waits for the GPU while queueing)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(cycles)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize(device)
+    return start.elapsed_time(end) / iters
 
 
 def autocast(device, precision):
@@ -260,7 +266,7 @@ def without_inference_kernels():
 
 
 def resolved_backend(device, name='auto'):
-    from mmmobilemamba.models.layers.selective_scan import available_backends
+    from mmmobilemamba.ops import available_backends
     usable = available_backends(device)
     return usable[0] if name == 'auto' or name not in usable else name
 
@@ -296,7 +302,7 @@ THROUGHPUT_HEADER = ['model', 'kind', 'input', 'batch', 'precision', 'BN fused',
 # -------------------------------------------------------------------------------------- sections
 def section_throughput(args, device):
     from mmmobilemamba.models.classifier import MobileMambaClassifier
-    from mmmobilemamba.models.layers.selective_scan import available_backends
+    from mmmobilemamba.ops import available_backends
     backend = resolved_backend(device, args.scan_backend)
     rows = []
     with scan_backend(args.scan_backend):
@@ -444,7 +450,7 @@ def scan_inputs(u_shape, b_shape, device, dtype, grad):
 
 def section_scan(args, device):
     from mmmobilemamba.models.backbones import MobileMamba
-    from mmmobilemamba.models.layers.selective_scan import available_backends, selective_scan
+    from mmmobilemamba.ops import available_backends, selective_scan
     backends = [b for b in available_backends(device) if b != 'reference']
     arch = 'S6' if 'S6' in args.archs else args.archs[0]
     model = MobileMamba(arch).to(device).eval()
@@ -512,73 +518,8 @@ def _vs_mamba_ssm(ref, gpu, f, fb):
 
 
 # ----------------------------------------------------------------------------------------- det/seg
-def install_mmcv_ext_stub():
-    try:
-        import mmcv._ext  # noqa: F401
-        return False
-    except ImportError:
-        pass
-    stub = types.ModuleType('mmcv._ext')
-
-    def _missing(name):
-        def fn(*args, **kwargs):
-            raise RuntimeError(f'mmcv compiled op {name!r} is not available (stub from tools/benchmark.py)')
-        return fn
-
-    def __getattr__(name):
-        if name.startswith('__'):
-            raise AttributeError(name)
-        return _missing(name)
-
-    stub.__getattr__ = __getattr__
-    sys.modules['mmcv._ext'] = stub
-    return True
-
-
-def _find_resize_scale(pipeline):
-    for step in pipeline or []:
-        if step.get('type') in ('Resize', 'RandomResize', 'mmdet.Resize') and step.get('scale') is not None:
-            return step['scale']
-        if step.get('type') == 'TestTimeAug':
-            for group in step.get('transforms', []):
-                scale = _find_resize_scale(group)
-                if scale is not None:
-                    return scale
-    return None
-
-
-def default_input_shape(cfg):
-    """A 4:3 image resized to the config's test scale (keep ratio), padded to the size divisor."""
-    pipeline = cfg.get('test_pipeline') or cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
-    scale = _find_resize_scale(pipeline) or (1333, 800)
-    if isinstance(scale, int):
-        scale = (scale, scale)
-    long_side, short_side = max(scale), min(scale)
-    h = short_side
-    w = min(long_side, round(h * 4 / 3))
-    divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
-    h, w = (-(-h // divisor) * divisor, -(-w // divisor) * divisor)
-    return h, w
-
-
-def build_from_config(path):
-    from mmengine.config import Config
-    from mmmobilemamba.utils.complexity import resolve_config_path
-    cfg = Config.fromfile(resolve_config_path(path))
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope == 'mmseg':
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    else:
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    cfg.model.pop('pretrained', None)
-    model = MODELS.build(cfg.model)
-    return cfg, model, scope
-
-
 def section_det(args, device):
+    from .config import build_model, input_shape, load_config
     if args.stub_mmcv_ops and install_mmcv_ext_stub():
         print('note: mmcv has no compiled ops here; a stub mmcv._ext is registered (tensor-mode '
               'forward of these models calls none)', flush=True)
@@ -586,13 +527,14 @@ def section_det(args, device):
     backend = resolved_backend(device, args.scan_backend)
     for path in args.config:
         try:
-            cfg, model, scope = build_from_config(path)
+            cfg = load_config(path)
+            model, scope = build_model(cfg), cfg.get('default_scope', 'mmdet')
         except Exception as e:
             print(f'{path}: could not build ({type(e).__name__}: {str(e)[:200]})', flush=True)
             rows.append([osp.basename(path), '-', '-', '-', '-', 'build failed', '-', '-', '-', '-'])
             continue
         model = model.to(device).eval()
-        h, w = args.det_shape or default_input_shape(cfg)
+        h, w = input_shape(cfg, args.det_shape)
         x = torch.randn(1, 3, h, w, device=device)
         is_mm = type(getattr(model, 'backbone', None)).__name__ == 'MobileMamba'
         variants = [('no', False)] + ([('yes', True)] if is_mm else [])
@@ -619,6 +561,10 @@ def section_det(args, device):
 
 
 # ------------------------------------------------------------------------------------------ main
+def section_cpu(args, device):
+    return '### CPU latency: eager / deploy / ONNX Runtime\n\n' + benchmark_cpu.run(args) + '\n'
+
+
 def environment(args, device):
     lines = [f'- date: {datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}',
              f'- device: {torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"}'
@@ -629,7 +575,7 @@ def environment(args, device):
         lines[-1] += f', triton {triton.__version__}'
     except ImportError:
         pass
-    lines.append(f'- command: `python tools/benchmark.py {" ".join(sys.argv[1:])}`')
+    lines.append(f'- command: `python tools/analysis_tools/benchmark.py {" ".join(sys.argv[1:])}`')
     lines.append(f'- timing: median of {args.iters} runs after {args.warmup} warm-up runs'
                  + (' (CUDA events)' if device.type == 'cuda' else ' (perf_counter)'))
     if args.compile:
@@ -651,8 +597,8 @@ def main(argv=None):
     import mmmobilemamba  # noqa: F401  (registers the models)
     out = [environment(args, device)]
     sections = {'throughput': section_throughput, 'reference': section_reference,
-                'scaling': section_scaling, 'scan': section_scan, 'det': section_det}
-    for name in ('throughput', 'reference', 'scaling', 'scan', 'det'):
+                'scaling': section_scaling, 'scan': section_scan, 'det': section_det, 'cpu': section_cpu}
+    for name in ('throughput', 'reference', 'scaling', 'scan', 'det', 'cpu'):
         if name not in args.sections:
             continue
         t0 = time.time()
@@ -668,6 +614,3 @@ def main(argv=None):
         with open(args.out, 'w') as f:
             f.write('\n'.join(out))
 
-
-if __name__ == '__main__':
-    main()

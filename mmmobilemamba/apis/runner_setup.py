@@ -1,28 +1,32 @@
-"""Config preparation shared by tools/train.py and tools/test.py (not a tool itself).
+"""Config preparation shared by tools/train.py and tools/test.py.
 
-Everything here edits an mmengine ``Config`` before the Runner is built:
+Everything here edits an mmengine ``Config`` before the Runner is built (loading the config and
+telling its task: :mod:`mmmobilemamba.apis.config`):
 
-* ``load_config``        -- the config file, with a clear error when it does not exist;
-* ``detect_task``        -- 'det' or 'seg' (from ``default_scope``, else the model type);
 * ``set_data_root``      -- moves every dataset / evaluator path under a new data root;
 * ``apply_toy``          -- the ``--toy`` preset (toy data, short schedule, small images, CPU);
 * ``check_data``         -- fails early, naming the missing path and the fix;
 * ``setup_distributed``  -- gloo + CPU DDP when there is no GPU (mmengine assumes CUDA);
 * ``apply_command_line`` -- the options train.py and test.py share;
 * ``trust_checkpoints``  -- ``--trust-checkpoint FILE``: the one opt-in for a file beyond weights;
+* ``check_checkpoint_matches`` -- test.py: every key and shape of the checkpoint before loading;
 * ``build_runner``       -- the Runner, once the above and checkpoint loading are set up.
 """
-import atexit
 import contextlib
-import difflib
 import glob
 import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from mmmobilemamba.utils.compat import read_mmengine_checkpoints_strictly, setup_cpu_distributed
+
+from .config import ToolError, detect_task, load_config, register_modules
+
+__all__ = ['ToolError', 'load_config', 'detect_task', 'register_modules', 'set_data_root', 'apply_toy',
+           'apply_command_line', 'check_data', 'check_pretrained', 'check_checkpoint', 'setup_distributed',
+           'TRUST_HELP', 'add_runner_arguments', 'checkpoint_errors_as_messages', 'trust_checkpoints', 'check_checkpoint_matches',
+           'deploy_backbone_after_loading', 'build_runner', 'TOY_DATA_ROOTS', 'TOY_ITERS', 'TOY_SIZE', 'TOY_BATCH']
 
 # --toy defaults (the README and tools/train.py --help describe them)
 TOY_DATA_ROOTS = {'det': 'data/toy/coco/', 'seg': 'data/toy/ade/ADEChallengeData2016'}
@@ -34,51 +38,6 @@ DATASET_HELP = {
     'det': 'COCO 2017 (annotations/instances_{train,val}2017.json, {train,val}2017/*.jpg)',
     'seg': 'ADE20K (images/{training,validation}/*.jpg, annotations/{training,validation}/*.png)',
 }
-
-
-class ToolError(SystemExit):
-    """Exit with a message (no traceback): something the user has to fix."""
-
-    def __init__(self, message):
-        super().__init__('error: ' + message)
-
-
-# ----------------------------------------------------------------------------- config / task
-def load_config(path):
-    if not osp.isfile(path):
-        known = sorted(glob.glob(osp.join(ROOT, 'configs', '*', '*.py')))
-        rel = [osp.relpath(p) for p in known]
-        close = difflib.get_close_matches(osp.basename(path), [osp.basename(p) for p in known], n=3, cutoff=0.5)
-        hint = ''
-        if close:
-            hint = '\n  did you mean: ' + ', '.join(r for r in rel if osp.basename(r) in close)
-        raise ToolError(f'config file {path!r} not found (working directory: {os.getcwd()}).{hint}\n'
-                        f'  configs of this repository: {osp.relpath(osp.join(ROOT, "configs"))}/det/*.py, '
-                        f'{osp.relpath(osp.join(ROOT, "configs"))}/seg/*.py')
-    return Config.fromfile(path)
-
-
-def detect_task(cfg):
-    """'det' (mmdet) or 'seg' (mmseg)."""
-    scope = cfg.get('default_scope')
-    if scope in ('mmdet', 'mmseg'):
-        return scope[2:]
-    model_type = str(cfg.get('model', {}).get('type', ''))
-    if model_type in ('EncoderDecoder', 'CascadeEncoderDecoder', 'SegTTAModel'):
-        return 'seg'
-    if model_type:
-        return 'det'
-    raise ToolError('cannot tell whether the config is for mmdet or mmseg: set '
-                    "default_scope = 'mmdet' or 'mmseg' in it")
-
-
-def register_modules(task):
-    """Register mmdet or mmseg modules and make them the default scope."""
-    if task == 'det':
-        from mmdet.utils import register_all_modules
-    else:
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
 
 
 # ----------------------------------------------------------------------------- walking configs
@@ -341,11 +300,11 @@ def check_data(cfg, task, loader_names, toy=False):
     lines = '\n'.join(f'  {p}  (needed by {", ".join(dict.fromkeys(n))})' for p, n in users.items())
     roots = sorted(config_data_roots(cfg)) or ['?']
     if toy:
-        fix = ('generate the toy data first:  python tools/make_toy_data.py'
+        fix = ('generate the toy data first:  python tools/dataset_converters/make_toy_data.py'
                '  (writes data/toy/coco and data/toy/ade; with --out DIR, pass the matching --data-root)')
     else:
         fix = (f'put {DATASET_HELP[task]} at {roots[0]!r} (or a symlink to your copy there), or pass '
-               '--data-root DIR;\n  for a try-out on generated data:  python tools/make_toy_data.py  '
+               '--data-root DIR;\n  for a try-out on generated data:  python tools/dataset_converters/make_toy_data.py  '
                'and add --toy')
     raise ToolError(f'dataset files not found (working directory {os.getcwd()}):\n{lines}\n  fix: {fix}')
 
@@ -379,55 +338,15 @@ def check_checkpoint(path, what='checkpoint'):
 
 
 # ----------------------------------------------------------------------------- distributed
-def _convert_syncbn(node):
-    def fix(container, key, value):
-        if key == 'type' and value in ('SyncBN', 'MMSyncBN'):
-            container[key] = 'BN'
-    _walk(node, fix)
-
-
-def _close_process_group():
-    """Shut the gloo process group down before the interpreter exits. Left to C++ teardown, its
-    threads can abort a finished run ("terminate called without an active exception", SIGABRT),
-    which torchrun then reports as a failed rank."""
-    import torch.distributed as dist
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def setup_distributed(cfg, launcher, log=print):
-    """Make ``--launcher pytorch`` work without a GPU: gloo, CPU DDP, BatchNorm for SyncBN.
-
-    mmengine's init_dist always calls torch.cuda.set_device and its DDP wrapper passes
-    device_ids=[LOCAL_RANK]; both fail on a CPU-only machine, so the process group is created
-    here (mmengine then finds it initialised) and the wrapper gets device_ids=None.
-    """
-    env = _section(cfg, 'env_cfg')
+    """Make ``--launcher pytorch`` work without a GPU (gloo, CPU DDP, BatchNorm for SyncBN; see
+    :func:`mmmobilemamba.utils.compat.setup_cpu_distributed`); other launchers need GPUs."""
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher != 'pytorch':
         raise ToolError(f'--launcher {launcher} needs GPUs here; on CPU use --launcher pytorch '
                         '(tools/dist_train.sh, tools/dist_test.sh)')
-    import torch.distributed as dist
-    dist_cfg = _section(env, 'dist_cfg')
-    dist_cfg['backend'] = 'gloo'
-    if not dist.is_initialized():
-        kwargs = {k: v for k, v in dist_cfg.items() if k not in ('backend',)}
-        if 'timeout' in kwargs:
-            import datetime
-            kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
-        dist.init_process_group(backend='gloo', **kwargs)
-        atexit.register(_close_process_group)
-    _convert_syncbn(cfg.get('model', {}))
-    cfg.pop('sync_bn', None)  # sync_bn=torch|mmcv: SyncBatchNorm has no CPU implementation
-    cfg.model_wrapper_cfg = dict(
-        type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False),
-        **{k: v for k, v in (cfg.get('model_wrapper_cfg') or {}).items()
-           if k not in ('type', 'device_ids', 'broadcast_buffers', 'find_unused_parameters')})
-    if dist.get_rank() == 0:
-        log(f'no GPU: distributed on CPU with gloo, {dist.get_world_size()} processes '
-            '(SyncBN -> BN, DDP without device_ids)')
+    setup_cpu_distributed(cfg, log=log)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -435,8 +354,13 @@ TRUST_HELP = ('a checkpoint file you trust: if it holds objects beyond weights (
               'otherwise: unpickling them can run code), it is unpickled in full. Repeatable')
 
 
-def add_trust_argument(parser):
+def add_runner_arguments(parser, dist_script):
+    """The options train.py and test.py share last: ``--trust-checkpoint``, ``--launcher`` (which
+    ``dist_script`` sets to pytorch) and ``--local_rank``."""
     parser.add_argument('--trust-checkpoint', action='append', default=[], metavar='FILE', help=TRUST_HELP)
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help=f'job launcher ({dist_script} uses pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 @contextlib.contextmanager
@@ -457,11 +381,41 @@ def trust_checkpoints(paths):
         trust_checkpoint(path)
 
 
+def check_checkpoint_matches(runner, path):
+    """mmengine loads ``load_from`` non-strictly (a checkpoint of another variant would be evaluated
+    with some weights missing): check every key and shape first, and stop with the differences."""
+    from mmengine.model import is_model_wrapper
+
+    from mmmobilemamba.utils.checkpoint import check_state_dict, read_checkpoint
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    check_state_dict(model, state, source=f'checkpoint {path!r}')
+
+
 # ----------------------------------------------------------------------------------- runner
+def deploy_backbone_after_loading(runner):
+    """Switch the backbone to deploy mode once the checkpoint is loaded (mmengine loads it inside
+    ``runner.test()``, before the test loop's ``before_test`` hooks)."""
+    from mmengine.hooks import Hook
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    backbone = getattr(model, 'backbone', None)
+    if not hasattr(backbone, 'switch_to_deploy'):
+        raise ToolError(f'--deploy: the backbone ({type(backbone).__name__}) has no switch_to_deploy(); '
+                        'it applies to MobileMamba backbones')
+
+    class DeployBackbone(Hook):
+        def before_test(self, runner):
+            backbone.switch_to_deploy()
+            runner.logger.info('--deploy: backbone switched to deploy mode (BN folded, inference convolutions)')
+    runner.register_hook(DeployBackbone(), priority='LOWEST')
+
+
 def build_runner(cfg, launcher):
     """The config's Runner, after the process group (``--launcher``) and checkpoint loading are set up
     (mmengine reads checkpoints through the package's weights_only loader)."""
-    from mmmobilemamba.utils.compat import read_mmengine_checkpoints_strictly
     setup_distributed(cfg, launcher)
     read_mmengine_checkpoints_strictly()
     from mmengine.registry import RUNNERS

@@ -1,25 +1,24 @@
+#!/usr/bin/env python
 """Print parameters and FLOPs of MobileMamba classifiers or of whole detectors / segmentors.
 
 Usage::
 
-    python tools/get_flops.py --arch S6                 # ImageNet classifier at its resolution
-    python tools/get_flops.py --all-archs               # table of all variants vs. the paper
-    python tools/get_flops.py CONFIG [--shape H W]      # whole model of an mmdet/mmseg config
+    python tools/analysis_tools/get_flops.py --arch S6             # ImageNet classifier at its resolution
+    python tools/analysis_tools/get_flops.py --all-archs           # table of all variants vs. the paper
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H W]  # whole model of an mmdet/mmseg config
 
 FLOPs follow the paper's (fvcore) convention: one multiply-add = one FLOP, element-wise ops
 not counted, the selective scan added analytically as in the release, and for classifiers
-BatchNorm folded into the convolutions. Default shapes: detectors 1280x800 (H=800, W=1280),
-SSD-style configs their ``input_size``, segmentors their ``crop_size`` (512x512).
-The counting code is ``mmmobilemamba.utils.complexity``.
+BatchNorm folded into the convolutions. Default shapes (``mmmobilemamba.apis.config.input_shape``,
+also the speed benchmark's): detectors 1280x800 (H=800, W=1280), SSD-style configs their
+``input_size``, segmentors their ``crop_size`` (512x512).
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mmengine.config import DictAction
 
-from mmmobilemamba.utils.complexity import (PAPER_IMAGENET, classifier_complexity,  # noqa: E402
-                                            config_complexity, format_count)
+from mmmobilemamba.apis.flops import config_complexity
+from mmmobilemamba.utils.complexity import PAPER_IMAGENET, classifier_complexity, format_count
 
 
 def parse_args(argv=None):
@@ -32,7 +31,7 @@ def parse_args(argv=None):
                         help='input H W (or one number for a square) for CONFIG')
     parser.add_argument('--no-fuse-bn', action='store_true',
                         help='count classifier BatchNorms instead of folding them (paper folds)')
-    parser.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE',
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config settings, as in mmdet/mmseg tools')
     args = parser.parse_args(argv)
     if sum(bool(x) for x in (args.config, args.arch, args.all_archs)) != 1:
@@ -61,22 +60,13 @@ def classifier_rows(archs, img_size=None, fuse_bn=True):
     return lines
 
 
-def _parse_cfg_options(pairs):
-    if not pairs:
-        return None
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='+', action=DictAction)
-    return parser.parse_args(['--o', *pairs]).o
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.config:
         shape = None
         if args.shape:
             shape = (args.shape[0], args.shape[-1])
-        r = config_complexity(args.config, shape=shape, cfg_options=_parse_cfg_options(args.cfg_options))
+        r = config_complexity(args.config, shape=shape, cfg_options=args.cfg_options)
         h, w = r['shape']
         print(f'config:   {args.config}')
         print(f'model:    {r["model_type"]}')
