@@ -40,3 +40,31 @@ def test_dist_train_two_cpu_processes(toy, tmp_path, task, config, frozen_stages
             extra_env={'PORT': str(free_port())}, timeout=240)
         (metrics_file,) = test_dir.glob('*/*.json')
         assert 'coco/bbox_mAP' in json.loads(metrics_file.read_text())
+
+
+def test_process_group_closed_after_the_runner_is_freed(tmp_path):
+    """At exit the finished Runner still holds DDP (a reference cycle), and DDP the process group:
+    the exit handler frees it first, so the group is really destroyed while Python is alive."""
+    import gc
+    import weakref
+
+    import torch
+    import torch.distributed as dist
+
+    from mmmobilemamba.utils import compat
+
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+    gc.disable()  # no automatic collection between the two checks
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))
+        cycle = {'model': ddp}
+        cycle['self'] = cycle  # like the Runner: unreachable, but only the cyclic gc frees it
+        watch = weakref.ref(ddp)
+        del ddp, cycle
+        assert watch() is not None
+        compat._close_process_group()
+        assert watch() is None and not dist.is_initialized()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()

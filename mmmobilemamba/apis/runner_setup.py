@@ -19,7 +19,8 @@ import os.path as osp
 
 import torch
 
-from mmmobilemamba.utils.compat import read_mmengine_checkpoints_strictly, setup_cpu_distributed
+from mmmobilemamba.utils.compat import (close_process_group_at_exit, read_mmengine_checkpoints_strictly,
+                                        setup_cpu_distributed)
 
 from .config import ToolError, detect_task, load_config, register_modules
 
@@ -340,8 +341,12 @@ def check_checkpoint(path, what='checkpoint'):
 # ----------------------------------------------------------------------------- distributed
 def setup_distributed(cfg, launcher, log=print):
     """Make ``--launcher pytorch`` work without a GPU (gloo, CPU DDP, BatchNorm for SyncBN; see
-    :func:`mmmobilemamba.utils.compat.setup_cpu_distributed`); other launchers need GPUs."""
-    if launcher == 'none' or torch.cuda.is_available():
+    :func:`mmmobilemamba.utils.compat.setup_cpu_distributed`); other launchers need GPUs. With any
+    launcher the process group is destroyed at exit (:func:`~mmmobilemamba.utils.compat.close_process_group_at_exit`)."""
+    if launcher == 'none':
+        return
+    close_process_group_at_exit()
+    if torch.cuda.is_available():
         return
     if launcher != 'pytorch':
         raise ToolError(f'--launcher {launcher} needs GPUs here; on CPU use --launcher pytorch '

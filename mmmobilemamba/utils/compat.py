@@ -12,7 +12,7 @@ import types
 import torch
 from mmengine.utils import digit_version
 
-__all__ = ['fix_mmdet_ssd_head', 'install_mmcv_ext_stub', 'logger_hook_dumps_on_rank0_only',
+__all__ = ['close_process_group_at_exit', 'fix_mmdet_ssd_head', 'install_mmcv_ext_stub', 'logger_hook_dumps_on_rank0_only',
            'read_mmengine_checkpoints_strictly', 'setup_cpu_distributed']
 
 
@@ -115,19 +115,33 @@ def _replace_sync_bn(node):
 
 
 def _close_process_group():
-    """Shut the gloo process group down before the interpreter exits. Left to C++ teardown, its
-    threads can abort a finished run ("terminate called without an active exception", SIGABRT),
-    which torchrun then reports as a failed rank."""
+    import gc
+
     import torch.distributed as dist
+    gc.collect()  # frees the finished Runner and with it DDP's reference to the process group
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def close_process_group_at_exit():
+    """Destroy the process group at interpreter exit, after the finished Runner is freed.
+
+    mmengine never destroys the process group it (or we) created, and its Runner sits in a reference
+    cycle, so at exit the DDP wrapper still holds the group: ``destroy_process_group()`` alone only
+    drops torch's own references, and the group's C++ threads are torn down later, during interpreter
+    finalisation, where gloo can abort a run that finished ("terminate called without an active
+    exception", SIGABRT), which torchrun then reports as a failed rank. Registered once per process.
+    """
+    if not getattr(close_process_group_at_exit, 'registered', False):
+        atexit.register(_close_process_group)
+        close_process_group_at_exit.registered = True
 
 
 def setup_cpu_distributed(cfg, log=print) -> bool:
     """mmengine < 1.0 assumes CUDA for ``--launcher pytorch``: ``init_dist`` calls
     ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids=[LOCAL_RANK]``; both fail on
     a machine without a GPU. There, this creates the gloo process group first (mmengine then finds
-    it initialised and skips its own), closes it at exit, builds BatchNorm for SyncBN and a DDP
+    it initialised and skips its own), builds BatchNorm for SyncBN and a DDP
     wrapper without ``device_ids``. Returns whether it applied (False with CUDA)."""
     import mmengine
     if torch.cuda.is_available() or digit_version(mmengine.__version__) >= digit_version('1.0.0'):
@@ -145,7 +159,6 @@ def setup_cpu_distributed(cfg, log=print) -> bool:
             import datetime
             kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
         dist.init_process_group(backend='gloo', **kwargs)
-        atexit.register(_close_process_group)
     _replace_sync_bn(cfg.get('model', {}))
     cfg.pop('sync_bn', None)  # sync_bn=torch|mmcv: SyncBatchNorm has no CPU implementation
     cfg.model_wrapper_cfg = dict(
