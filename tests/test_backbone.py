@@ -1,6 +1,7 @@
 """MobileMamba backbone: shapes, options, registry, release compatibility, bad input."""
 import gzip
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -88,6 +89,17 @@ def test_norm_eval_keeps_batchnorm_statistics():
     model(torch.randn(2, 3, 64, 64) * 5 + 3)
     torch.testing.assert_close(model.blocks1[0].dw0.m.bn.running_mean, mean)
     assert model.training and not model.blocks1[0].dw0.m.bn.training
+
+
+def test_norm_eval_from_scratch_warns(monkeypatch):
+    from mmmobilemamba.models.backbones import mobilemamba
+    messages = []
+    monkeypatch.setattr(mobilemamba, 'print_log', lambda msg, **kwargs: messages.append((msg, kwargs['level'])))
+    MobileMamba('T2', norm_eval=False).init_weights()
+    assert messages == []
+    MobileMamba('T2', norm_eval=True).init_weights()
+    (message, level), = messages
+    assert 'set norm_eval=False to train from scratch' in message and level == logging.WARNING
 
 
 def test_with_cp_gives_the_same_gradients():

@@ -14,7 +14,8 @@ from collections import Counter
 
 import pytest
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from _random_weights import randomize_norms_and_scales
 
 from mmmobilemamba.models.backbones import MobileMamba
 
@@ -30,18 +31,11 @@ _MODELS = {}
 
 
 def _model(arch):
-    """Each variant once, in eval mode, with its norms randomised so that every residual branch
-    contributes (a freshly built block is the identity)."""
+    """Each variant once, in eval mode, with its norms and scales randomised so that every residual
+    branch contributes (a freshly built block is the identity)."""
     if arch not in _MODELS:
         torch.manual_seed(0)
-        model = MobileMamba(arch).eval()
-        for module in model.modules():
-            if isinstance(module, _BatchNorm):
-                module.weight.data.uniform_(0.5, 1.5)
-                module.bias.data.normal_(0, 0.1)
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-        _MODELS[arch] = model
+        _MODELS[arch] = randomize_norms_and_scales(MobileMamba(arch))
     return _MODELS[arch]
 
 

@@ -150,6 +150,8 @@ def test_toy_preset(tools, monkeypatch):
     assert cfg.test_dataloader.dataset.pipeline[1]['scale'] == (267, 160)
     assert cfg.model.bbox_head.anchor_generator.scales_per_octave == 3  # not an image size
     assert cfg.val_evaluator.ann_file == 'data/toy/coco/annotations/instances_val2017.json'
+    # no ImageNet weights on disk: trained from scratch, so BatchNorm statistics are learnt
+    assert cfg.model.backbone.init_cfg is None and cfg.model.backbone.norm_eval is False
 
 
 def _error(main, argv):

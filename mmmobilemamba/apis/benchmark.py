@@ -23,7 +23,6 @@ import datetime
 import os
 import os.path as osp
 import platform
-import statistics
 import sys
 import time
 
@@ -32,6 +31,7 @@ import torch
 from mmmobilemamba.utils.compat import install_mmcv_ext_stub
 
 from . import benchmark_cpu
+from .timing import median_event_ms, peak_mib, queued_gpu_ms, table
 
 
 ARCHS = ('T2', 'T4', 'S6', 'B1', 'B2', 'B4')
@@ -115,39 +115,9 @@ def parse_args(argv=None):
     return args
 
 
-def sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def measure(fn, device, warmup, iters):
-    """Median milliseconds of ``fn()`` over ``iters`` separately timed runs, after ``warmup`` runs.
-
-    The peak-memory counter is reset after the warm-up (cuDNN's algorithm search stays out)."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    reset_peak(device)
-    times = []
-    if device.type == 'cuda':
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                  for _ in range(iters)]
-        for start, end in events:
-            start.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize(device)
-        times = [s.elapsed_time(e) for s, e in events]
-    else:
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
 def measure_graph(fn, device, warmup, iters):
-    """Like :func:`measure`, for replays of a CUDA graph captured from ``fn`` (no launch overhead).
+    """Like :func:`~mmmobilemamba.apis.timing.median_event_ms`, for replays of a CUDA graph captured
+    from ``fn`` (no launch overhead).
 
     Returns NaN where graphs do not apply (CPU) or the capture fails."""
     if device.type != 'cuda':
@@ -162,7 +132,7 @@ def measure_graph(fn, device, warmup, iters):
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             fn()
-        ms = measure(graph.replay, device, warmup, iters)
+        ms = median_event_ms(graph.replay, device, warmup, iters)
         del graph
         torch.cuda.empty_cache()
         return ms
@@ -170,29 +140,6 @@ def measure_graph(fn, device, warmup, iters):
         print(f'  CUDA graph capture failed ({type(e).__name__}: {str(e)[:160]})', flush=True)
         torch.cuda.synchronize(device)
         return float('nan')
-
-
-def measure_queued(fn, device, iters, eager_ms, repeats=3):
-    """GPU milliseconds per ``fn()`` without launch overhead: a sleep kernel holds the GPU while
-    ``iters`` calls are queued behind it, then events time the queued work. Median of ``repeats``."""
-    if device.type != 'cuda':
-        return float('nan')
-    # hold the GPU for longer than queueing takes (at most ~2 ms of CPU per call, 2 GHz clock)
-    cycles = int(max(1e6, 2 * iters * min(eager_ms, 2.0) * 1e-3 * 2.0e9))
-    return statistics.median(time_behind_sleep(fn, device, iters, cycles) for _ in range(repeats))
-
-
-def time_behind_sleep(fn, device, iters, cycles):
-    """CUDA-event milliseconds per ``fn()`` of ``iters`` calls queued behind a sleep kernel of
-    ``cycles`` clock cycles (long enough that the host never waits for the GPU while queueing)."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda._sleep(cycles)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize(device)
-    return start.elapsed_time(end) / iters
 
 
 def autocast(device, precision):
@@ -211,34 +158,6 @@ def inference(model, x, device, precision):
     return run
 
 
-def reset_peak(device):
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_mib(device):
-    return torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else float('nan')
-
-
-def table(title, header, rows):
-    lines = [f'### {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for row in rows:
-        lines.append('| ' + ' | '.join(_fmt(v) for v in row) + ' |')
-    text = '\n'.join(lines) + '\n'
-    print(text, flush=True)
-    return text
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        if v != v:
-            return '-'
-        return f'{v:.3g}' if abs(v) < 10 else f'{v:,.0f}' if abs(v) >= 1000 else f'{v:.1f}'
-    return str(v)
-
-
-@contextlib.contextmanager
 def scan_backend(name):
     """Select the selective-scan backend of every model call (the dispatcher reads the variable)."""
     old = os.environ.get('MMMOBILEMAMBA_SCAN_BACKEND')
@@ -285,7 +204,7 @@ def throughput_rows(model, name, kind, args, device, fused_label, backend_label)
         row = [name, kind, f'{args.img_size}²', args.batch, precision, fused_label, backend_label]
         try:
             run = inference(model, x, device, precision)
-            ms = measure(run, device, args.warmup, args.iters)
+            ms = median_event_ms(run, device, args.warmup, args.iters)
             mem = peak_mib(device)
             ms_graph = measure_graph(run, device, args.warmup, args.iters) if args.graph else nan
             rows.append(row + [ms, args.batch / ms * 1e3, ms_graph, args.batch / ms_graph * 1e3, mem])
@@ -387,7 +306,7 @@ def section_scaling(args, device):
                 x = torch.randn(args.scaling_batch, 3, size, size, device=device)
                 run = inference(model, x, device, precision)
                 try:
-                    ms = measure(run, device, max(2, args.warmup // 2), iters)
+                    ms = median_event_ms(run, device, max(2, args.warmup // 2), iters)
                     mem = peak_mib(device)
                     ms_graph = measure_graph(run, device, max(2, args.warmup // 2), iters) if args.graph \
                         else float('nan')
@@ -481,11 +400,11 @@ def section_scan(args, device):
                         torch.autograd.grad(y, inputs, dy)
 
                     with scan_backend(backend):
-                        t_f = measure(fwd, device, args.warmup, iters)
-                        t_fb = measure(fwd_bwd, device, max(2, args.warmup // 2), iters)
+                        t_f = median_event_ms(fwd, device, args.warmup, iters)
+                        t_fb = median_event_ms(fwd_bwd, device, max(2, args.warmup // 2), iters)
                         mem = peak_mib(device)
-                        g_f = measure_queued(fwd, device, iters, t_f)
-                        g_fb = measure_queued(fwd_bwd, device, iters, t_fb)
+                        g_f = queued_gpu_ms(fwd, device, iters, t_f, repeats=3)
+                        g_fb = queued_gpu_ms(fwd_bwd, device, iters, t_fb, repeats=3)
                     results[backend] = (t_f, t_fb, g_f, g_fb, mem)
                 except Exception as e:
                     print(f'  scan {backend} {u_shape}: failed ({type(e).__name__}: {str(e)[:120]})', flush=True)
@@ -545,7 +464,7 @@ def section_det(args, device):
                 try:
                     with scan_backend(args.scan_backend):
                         run = inference(model._forward, x, device, precision)
-                        ms = measure(run, device, args.warmup, args.det_iters)
+                        ms = median_event_ms(run, device, args.warmup, args.det_iters)
                         mem = peak_mib(device)
                         ms_graph = measure_graph(run, device, args.warmup, args.det_iters) if args.graph \
                             else float('nan')

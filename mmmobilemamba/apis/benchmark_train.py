@@ -23,11 +23,11 @@ import argparse
 import contextlib
 import copy
 import logging
-import statistics
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
+
+from .timing import fmt, median_wall_ms, peak_mib, table
 
 __all__ = ['MODEL_SPECS', 'add_arguments', 'run', 'main']
 
@@ -65,48 +65,7 @@ MODEL_SPECS = {
 }
 
 
-# ---------------------------------------------------------------------------------------- timing
-def synchronize(device: torch.device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def reset_peak(device: torch.device):
-    if device.type == 'cuda':
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_mib(device: torch.device) -> float:
-    return torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else float('nan')
-
-
-def median_wall_ms(fn: Callable, device: torch.device, warmup: int, iters: int) -> float:
-    """Median wall-clock ms of ``fn()`` (synchronised after each call) after ``warmup`` calls; the
-    peak-memory counter is reset after the warm-up."""
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    reset_peak(device)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def queued_gpu_ms(fn: Callable, device: torch.device, iters: int, wall_ms: float) -> float:
-    """GPU ms per ``fn()`` without host gaps: a sleep kernel holds the GPU while ``iters`` calls are
-    queued behind it, CUDA events time the queued work. NaN off CUDA. Calls that synchronise the
-    host (``.item()``) end the queue early and make this closer to the wall time."""
-    if device.type != 'cuda':
-        return float('nan')
-    from .benchmark import time_behind_sleep
-    return time_behind_sleep(fn, device, iters, cycles=int(max(1e6, 1.5 * iters * wall_ms * 1e-3 * 2.0e9)))  # ~2 GHz SM clock
-
-
+# ------------------------------------------------------------------------------------ precision
 def autocast(device: torch.device, precision: str):
     dtype = AUTOCAST[precision]
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -330,7 +289,7 @@ def section_train(args, device) -> str:
                 times[precision], mems[precision] = time_train(model, data, precision, device, args)
             except Exception as e:
                 times[precision], mems[precision] = _failure(f'{name} {precision}', e), '-'
-            print(f'  {name} train {precision}: {_fmt(times[precision])} ms', flush=True)
+            print(f'  {name} train {precision}: {fmt(times[precision])} ms', flush=True)
         rows.append([name, f'{size[1]}x{size[0]}, {batch}'] + [times[p] for p in args.precisions]
                     + [mems[p] for p in args.precisions])
         if args.inference:
@@ -339,7 +298,7 @@ def section_train(args, device) -> str:
             for precision in args.test_precisions:
                 try:
                     ms = time_test(model, test_data, precision, device, args)
-                    row.append(f'{_fmt(ms)} ({1e3 / ms:.1f})')
+                    row.append(f'{fmt(ms)} ({1e3 / ms:.1f})')
                 except Exception as e:
                     row.append(_failure(f'{name} test {precision}', e))
             test_rows.append(row)
@@ -380,7 +339,7 @@ def section_levers(args, device) -> str:
                     rows.append([name, precision, lever, ms, f'{base / ms:.2f}x' if base else '-', mem])
                 except Exception as e:
                     rows.append([name, precision, lever, _failure(f'{name} {lever}', e), '-', '-'])
-                print(f'  {name} {precision} {lever}: {_fmt(rows[-1][3])} ms', flush=True)
+                print(f'  {name} {precision} {lever}: {fmt(rows[-1][3])} ms', flush=True)
                 del model
     used = {part for lever in args.levers for part in lever.split('+')}
     legend = '; '.join(f'{k}: {v[0]}' for k, v in LEVERS.items() if k in used)
@@ -398,22 +357,6 @@ def _lever(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- output
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        if v != v:
-            return '-'
-        return f'{v:.3g}' if abs(v) < 10 else f'{v:,.0f}' if abs(v) >= 1000 else f'{v:.1f}'
-    return str(v)
-
-
-def table(title: str, header: List[str], rows: List[list]) -> str:
-    lines = [f'### {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    lines += ['| ' + ' | '.join(_fmt(v) for v in row) + ' |' for row in rows]
-    text = '\n'.join(lines) + '\n'
-    print(text, flush=True)
-    return text
-
-
 def environment(args, device) -> str:
     import platform
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else (platform.processor() or 'CPU')

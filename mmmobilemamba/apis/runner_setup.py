@@ -191,7 +191,9 @@ def apply_toy(cfg, task, iters=TOY_ITERS, size=TOY_SIZE, data_root=None, trainin
     4. logging every iteration (no smoothing window);
     5. batch size 2 for training, 1 for testing, data loading in the main process;
     6. random seed 0 (unless the config sets one), so a toy run repeats on the same machine;
-    7. a backbone ``Pretrained`` checkpoint that does not exist is dropped (trained from scratch).
+    7. a backbone ``Pretrained`` checkpoint that does not exist is dropped (trained from scratch), and
+       a backbone trained from scratch gets ``norm_eval=False``: frozen BatchNorm statistics suit
+       pretrained weights; frozen at their initial values (mean 0, variance 1) they do not normalise.
 
     With ``training=False`` (tools/test.py) only 1, 2 and 5 apply.
     """
@@ -242,6 +244,9 @@ def apply_toy(cfg, task, iters=TOY_ITERS, size=TOY_SIZE, data_root=None, trainin
         if '://' not in ckpt and not osp.isfile(ckpt):
             backbone['init_cfg'] = None
             changes.append(f'backbone weights {ckpt!r} not found: training from scratch')
+    if 'init_cfg' in backbone and backbone['init_cfg'] is None and backbone.get('norm_eval'):
+        backbone['norm_eval'] = False
+        changes.append('backbone norm_eval=False (from scratch, BatchNorm learns its statistics)')
     log('--toy: ' + '; '.join(changes))
 
 

@@ -5,22 +5,26 @@ The recurrence is the one of :mod:`mmmobilemamba.ops.selective_scan`::
     h[t] = a[t] * h[t-1] + x[t],   a[t] = exp(dt[t] * A),   x[t] = dt[t] * B[t] * u[t]
     y[t] = sum_n C[n, t] * h[n, t] + D * u[t]
 
-Sequential loops and Python loops over a length are baked into a traced graph, so the scan is
-built in levels whose number is fixed but whose shapes follow L:
+Loops over a dynamic length would be baked into a traced graph at the traced length, so the scan
+is built in levels whose number is fixed but whose shapes follow L:
 
-* level 1 pads the tokens to a multiple of ``chunks[0]`` and scans inside each chunk with
-  ``log2(chunks[0])`` Hillis-Steele steps (a fixed count: the chunk is a constant);
+* level 1 pads the tokens to a multiple of ``chunks[0]`` and runs the recurrence inside every chunk
+  at once, one chunk position after the other (``chunks[0]`` is a constant, so the unrolled
+  steps are too): each step is one multiply-add over all chunks, (..., n_chunks), and the whole
+  level reads and writes the input about twice;
 * the states at the chunk ends form a sequence ``chunks[0]`` times shorter, with one decay per
   chunk; the next level scans it the same way with ``chunks[1]``, and so on;
 * the last, short sequence is scanned by one masked (n, n) matrix product whose weights are
   ``exp(sum of the log-decays between two positions)``: every exponent is <= 0, nothing overflows;
-* the carry entering each chunk then flows back down: ``h = h_local + a_prefix * carry_in``.
+* the carry entering each chunk then flows back down: ``h = h_local + a_prefix * carry_in``, with
+  ``a_prefix`` the decay from the chunk start, ``exp(cumsum(log_a))`` (exponents <= 0 again).
 
-Work is O(L log chunks[0]) per channel and state plus lower-order terms; with MobileMamba's
-``d_state = 1`` the (batch, channels, states, L) intermediates are the size of the input. The
-softplus of the step size is written as ``relu(x) + log1p(exp(-|x|))``: ONNX Runtime's
-``Softplus`` kernel took 20 ms for one (1, 640, 1024) tensor on this machine's CPU, the expansion
-2.6 ms (same results to 1e-6).
+Work is O(L) per channel and state; with MobileMamba's ``d_state = 1`` the (batch, channels,
+states, L) intermediates are the size of the input. A log-step (Hillis-Steele) scan inside the
+chunks needs the same number of graph nodes but a shifted, padded copy of the whole input per step;
+ONNX Runtime spent half of an S6 forward at 224x224 in those copies. The softplus of the step size
+is written as ``relu(x) + log1p(exp(-|x|))``: ONNX Runtime's ``Softplus`` kernel took 20 ms for one
+(1, 640, 1024) tensor on this machine's CPU, the expansion 2.6 ms (same results to 1e-6).
 """
 from typing import Sequence
 
@@ -32,20 +36,17 @@ __all__ = ['selective_scan_exportable', 'chunked_scan_exportable', 'flattened_se
 DEFAULT_CHUNKS = (16, 16)
 
 
-def _scan_inside_chunks(a: torch.Tensor, x: torch.Tensor, chunk: int):
-    """Inclusive scans of ``h[t] = a[t] h[t-1] + x[t]`` inside chunks of the last dim (..., chunk).
-
-    Returns ``(h_local, a_prefix)``: the states with a zero carry-in and the running products of
-    ``a`` from the chunk start, both (..., chunk).
-    """
-    step = 1
-    while step < chunk:
-        a_before = F.pad(a[..., :-step], (step, 0), value=1.0)
-        x_before = F.pad(x[..., :-step], (step, 0), value=0.0)
-        x = a * x_before + x
-        a = a * a_before
-        step *= 2
-    return x, a
+def _scan_inside_chunks(a: torch.Tensor, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Inclusive scans of ``h[t] = a[t] h[t-1] + x[t]`` inside chunks of the last dim (..., chunk),
+    with a zero carry-in: ``chunk`` unrolled multiply-adds, each over every chunk at once."""
+    a_steps = torch.split(a, 1, dim=-1)
+    x_steps = torch.split(x, 1, dim=-1)
+    h = x_steps[0]
+    states = [h]
+    for a_t, x_t in zip(a_steps[1:], x_steps[1:]):
+        h = a_t * h + x_t
+        states.append(h)
+    return torch.cat(states, dim=-1)
 
 
 def _matrix_scan(log_a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -71,8 +72,8 @@ def chunked_scan_exportable(log_a: torch.Tensor, x: torch.Tensor,
     Args:
         log_a: (..., L), the log-decays (<= 0 for a stable recurrence).
         x: (..., L), the inputs.
-        chunks: chunk length of each level, powers of two (see the module doc); ``()`` scans with
-            one (L, L) matrix product.
+        chunks: chunk length of each level, each >= 2 (see the module doc); ``()`` scans with one
+            (L, L) matrix product.
 
     Returns:
         h: (..., L).
@@ -80,18 +81,19 @@ def chunked_scan_exportable(log_a: torch.Tensor, x: torch.Tensor,
     if not chunks:
         return _matrix_scan(log_a, x)
     chunk = chunks[0]
-    if chunk < 2 or chunk & (chunk - 1):
-        raise ValueError(f'chunk lengths must be powers of two >= 2, got {tuple(chunks)}')
+    if chunk < 2:
+        raise ValueError(f'chunk lengths must be >= 2, got {tuple(chunks)}')
     length = x.shape[-1]
     pad = (chunk - length % chunk) % chunk
     log_a = F.pad(log_a, (0, pad))           # padded tokens: a = 1, x = 0
     x = F.pad(x, (0, pad))
     log_a = log_a.reshape(log_a.shape[:-1] + (-1, chunk))  # (..., n, chunk)
     x = x.reshape(x.shape[:-1] + (-1, chunk))
-    h_local, a_prefix = _scan_inside_chunks(torch.exp(log_a), x, chunk)
-    ends = chunked_scan_exportable(log_a.sum(-1), h_local[..., -1], chunks[1:])  # state at each chunk end
-    carry_in = F.pad(ends[..., :-1], (1, 0))                                    # state entering each chunk
-    h = h_local + a_prefix * carry_in[..., None]
+    h_local = _scan_inside_chunks(torch.exp(log_a), x, chunk)
+    log_prefix = torch.cumsum(log_a, dim=-1)                                     # decay from the chunk start
+    ends = chunked_scan_exportable(log_prefix[..., -1], h_local[..., -1], chunks[1:])  # state at each chunk end
+    carry_in = F.pad(ends[..., :-1], (1, 0))                                     # state entering each chunk
+    h = h_local + torch.exp(log_prefix) * carry_in[..., None]
     return h.flatten(-2)[..., :length]
 
 
@@ -114,7 +116,8 @@ def selective_scan_exportable(u, delta, A, B, C, D=None, delta_bias=None, delta_
     log_a = dt * A.to(dtype).reshape(groups, -1, states, 1)         # (batch, G, D, N, L)
     x = (dt * u) * B.to(dtype)[:, :, None]
     h = chunked_scan_exportable(log_a, x, chunks)
-    y = (h * C.to(dtype)[:, :, None]).sum(3)                        # (batch, G, D, L)
+    hc = h * C.to(dtype)[:, :, None]
+    y = hc[:, :, :, 0] if states == 1 else hc.sum(3)                # (batch, G, D, L)
     if D is not None:
         y = y + D.to(dtype).reshape(groups, -1, 1) * u[:, :, :, 0]
     return y.flatten(1, 2)

@@ -9,10 +9,12 @@ release's ImageNet checkpoints (``patch_embed.*``, ``blocks1.*`` .. ``blocks3.*`
 Inputs of any size >= 64 px work: every stride-2 layer pads, so stage ``i`` of an H x W input
 is ``ceil(H / 2**(4+i)) x ceil(W / 2**(4+i))``; no divisibility by 64 is required.
 """
+import logging
 from typing import Dict, Sequence, Union
 
 import torch
 import torch.utils.checkpoint as cp
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -201,6 +203,10 @@ class MobileMamba(BaseModule):
                             trusted=self.init_cfg.get('trusted', False))
             self._is_init = True
         else:
+            if self.norm_eval:
+                print_log('MobileMamba: norm_eval=True without pretrained weights keeps every BatchNorm at '
+                          'its initial statistics (mean 0, variance 1), so BatchNorm does not normalise; '
+                          'set norm_eval=False to train from scratch', logger='current', level=logging.WARNING)
             super().init_weights()
 
     def train(self, mode: bool = True):

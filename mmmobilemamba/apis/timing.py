@@ -1,0 +1,108 @@
+"""Timing, peak memory and markdown tables shared by the benchmark sections.
+
+On CUDA every timer synchronises before it reads a clock; off CUDA the GPU-only figures are NaN
+(printed as ``-``).
+"""
+import statistics
+import time
+from typing import Callable, List
+
+import torch
+
+__all__ = ['synchronize', 'reset_peak', 'peak_mib', 'median_event_ms', 'median_wall_ms',
+           'time_behind_sleep', 'queued_gpu_ms', 'fmt', 'table']
+
+SM_CLOCK_HZ = 2.0e9  # for sizing the sleep kernel; a faster clock only makes the sleep shorter
+
+
+def synchronize(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_mib(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else float('nan')
+
+
+def _warm_up(fn: Callable, device: torch.device, warmup: int):
+    """``warmup`` calls, then the peak-memory counter is reset (cuDNN's algorithm search stays out)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    reset_peak(device)
+
+
+def median_event_ms(fn: Callable, device: torch.device, warmup: int, iters: int) -> float:
+    """Median ms of ``iters`` back-to-back calls, each between two CUDA events (the host queues
+    ahead, so a call's time is its GPU time unless the host falls behind); wall time off CUDA."""
+    _warm_up(fn, device, warmup)
+    if device.type != 'cuda':
+        return median_wall_ms(fn, device, 0, iters)
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+              for _ in range(iters)]
+    for start, end in events:
+        start.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize(device)
+    return statistics.median(s.elapsed_time(e) for s, e in events)
+
+
+def median_wall_ms(fn: Callable, device: torch.device, warmup: int, iters: int) -> float:
+    """Median wall-clock ms of ``fn()``, synchronised after each call, after ``warmup`` calls."""
+    _warm_up(fn, device, warmup)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def time_behind_sleep(fn: Callable, device: torch.device, iters: int, cycles: int) -> float:
+    """CUDA-event ms per ``fn()`` of ``iters`` calls queued behind a sleep kernel of ``cycles``
+    clock cycles (long enough that the host never waits for the GPU while queueing)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(cycles)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize(device)
+    return start.elapsed_time(end) / iters
+
+
+def queued_gpu_ms(fn: Callable, device: torch.device, iters: int, host_ms: float, repeats: int = 1) -> float:
+    """GPU ms per ``fn()`` without host gaps or launch overhead: the calls are queued behind a sleep
+    kernel that outlasts the queueing (``host_ms``: a call's wall time, an upper bound of its host
+    time), then CUDA events time the queued work; median of ``repeats``. NaN off CUDA. Calls that
+    synchronise the host (``.item()``) end the queue early and make this closer to the wall time."""
+    if device.type != 'cuda':
+        return float('nan')
+    cycles = int(max(1e6, 1.5 * iters * host_ms * 1e-3 * SM_CLOCK_HZ))
+    return statistics.median(time_behind_sleep(fn, device, iters, cycles) for _ in range(repeats))
+
+
+def fmt(value) -> str:
+    """A table cell: NaN as ``-``, floats to 3 significant digits (1 decimal from 10, none from 1000)."""
+    if isinstance(value, float):
+        if value != value:
+            return '-'
+        return f'{value:.3g}' if abs(value) < 10 else f'{value:,.0f}' if abs(value) >= 1000 else f'{value:.1f}'
+    return str(value)
+
+
+def table(title: str, header: List[str], rows: List[list]) -> str:
+    """A markdown table under ``### title``, printed and returned."""
+    lines = [f'### {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in rows]
+    text = '\n'.join(lines) + '\n'
+    print(text, flush=True)
+    return text
