@@ -158,6 +158,7 @@ def inference(model, x, device, precision):
     return run
 
 
+@contextlib.contextmanager
 def scan_backend(name):
     """Select the selective-scan backend of every model call (the dispatcher reads the variable)."""
     old = os.environ.get('MMMOBILEMAMBA_SCAN_BACKEND')
