@@ -13,7 +13,8 @@ scales, crop sizes, pads, the preprocessor's size) x f so that the test short si
 --toy-size px; an IterBasedTrainLoop (InfiniteSampler) of --toy-iters iterations, lr warm-up (LinearLR from
 0.1x) over the first half, validation and a checkpoint at the end; logs every iteration;
 batch 2 (test 1), num_workers 0; seed 0 unless the config sets one; backbone weights that are
-not on disk are dropped (trained from scratch); work dir work_dirs/toy/CONFIG_NAME.
+not on disk are dropped (trained from scratch, with norm_eval=False so that BatchNorm learns its
+statistics); work dir work_dirs/toy/CONFIG_NAME.
 """
 import argparse
 import os
