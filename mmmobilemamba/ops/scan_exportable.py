@@ -9,19 +9,19 @@ Loops over a dynamic length would be baked into a traced graph at the traced len
 is built in levels whose number is fixed but whose shapes follow L:
 
 * level 1 pads the tokens to a multiple of ``chunks[0]`` and runs the recurrence inside every chunk
-  at once, one chunk position after the other (``chunks[0]`` is a constant, so the unrolled
-  steps are too): each step is one multiply-add over all chunks, (..., n_chunks), and the whole
-  level reads and writes the input about twice;
-* the states at the chunk ends form a sequence ``chunks[0]`` times shorter, with one decay per
-  chunk; the next level scans it the same way with ``chunks[1]``, and so on;
+  at once, one chunk position after the other (``chunks[0]`` is a constant, so the unrolled steps
+  are too; each step is one multiply-add over all chunks, (..., n_chunks)), keeping only the state
+  at each chunk end;
+* those end states form a sequence ``chunks[0]`` times shorter, with one decay per chunk
+  (``exp`` of the summed log-decays); the next level scans it the same way with ``chunks[1]``, and so on;
 * the last, short sequence is scanned by one masked (n, n) matrix product whose weights are
   ``exp(sum of the log-decays between two positions)``: every exponent is <= 0, nothing overflows;
-* the carry entering each chunk then flows back down: ``h = h_local + a_prefix * carry_in``, with
-  ``a_prefix`` the decay from the chunk start, ``exp(cumsum(log_a))`` (exponents <= 0 again).
+* with the true state entering every chunk known, a second unrolled pass over the chunk positions
+  starts from it and writes every state.
 
 Work is O(L) per channel and state; with MobileMamba's ``d_state = 1`` the (batch, channels,
 states, L) intermediates are the size of the input. A log-step (Hillis-Steele) scan inside the
-chunks needs the same number of graph nodes but a shifted, padded copy of the whole input per step;
+chunks needs about as many graph nodes but a shifted, padded copy of the whole input per step;
 ONNX Runtime spent half of an S6 forward at 224x224 in those copies. The softplus of the step size
 is written as ``relu(x) + log1p(exp(-|x|))``: ONNX Runtime's ``Softplus`` kernel took 20 ms for one
 (1, 640, 1024) tensor on this machine's CPU, the expansion 2.6 ms (same results to 1e-6).
@@ -36,14 +36,24 @@ __all__ = ['selective_scan_exportable', 'chunked_scan_exportable', 'flattened_se
 DEFAULT_CHUNKS = (16, 16)
 
 
-def _scan_inside_chunks(a: torch.Tensor, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Inclusive scans of ``h[t] = a[t] h[t-1] + x[t]`` inside chunks of the last dim (..., chunk),
-    with a zero carry-in: ``chunk`` unrolled multiply-adds, each over every chunk at once."""
-    a_steps = torch.split(a, 1, dim=-1)
-    x_steps = torch.split(x, 1, dim=-1)
+def _steps(t: torch.Tensor):
+    """The chunk positions of (..., n, chunk): ``chunk`` tensors (..., n, 1)."""
+    return torch.split(t, 1, dim=-1)
+
+
+def _chunk_ends(a_steps, x_steps) -> torch.Tensor:
+    """State (..., n) at the end of every chunk with a zero carry-in."""
     h = x_steps[0]
-    states = [h]
     for a_t, x_t in zip(a_steps[1:], x_steps[1:]):
+        h = a_t * h + x_t
+    return h[..., 0]
+
+
+def _chunk_states(a_steps, x_steps, carry_in: torch.Tensor) -> torch.Tensor:
+    """Every state (..., n, chunk) from the state entering each chunk, ``carry_in`` (..., n)."""
+    h = carry_in[..., None]
+    states = []
+    for a_t, x_t in zip(a_steps, x_steps):
         h = a_t * h + x_t
         states.append(h)
     return torch.cat(states, dim=-1)
@@ -89,11 +99,9 @@ def chunked_scan_exportable(log_a: torch.Tensor, x: torch.Tensor,
     x = F.pad(x, (0, pad))
     log_a = log_a.reshape(log_a.shape[:-1] + (-1, chunk))  # (..., n, chunk)
     x = x.reshape(x.shape[:-1] + (-1, chunk))
-    h_local = _scan_inside_chunks(torch.exp(log_a), x, chunk)
-    log_prefix = torch.cumsum(log_a, dim=-1)                                     # decay from the chunk start
-    ends = chunked_scan_exportable(log_prefix[..., -1], h_local[..., -1], chunks[1:])  # state at each chunk end
-    carry_in = F.pad(ends[..., :-1], (1, 0))                                     # state entering each chunk
-    h = h_local + torch.exp(log_prefix) * carry_in[..., None]
+    a_steps, x_steps = _steps(torch.exp(log_a)), _steps(x)
+    ends = chunked_scan_exportable(log_a.sum(-1), _chunk_ends(a_steps, x_steps), chunks[1:])  # true end states
+    h = _chunk_states(a_steps, x_steps, F.pad(ends[..., :-1], (1, 0)))
     return h.flatten(-2)[..., :length]
 
 
