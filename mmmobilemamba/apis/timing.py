@@ -41,9 +41,9 @@ def _warm_up(fn: Callable, device: torch.device, warmup: int):
 def median_event_ms(fn: Callable, device: torch.device, warmup: int, iters: int) -> float:
     """Median ms of ``iters`` back-to-back calls, each between two CUDA events (the host queues
     ahead, so a call's time is its GPU time unless the host falls behind); wall time off CUDA."""
-    _warm_up(fn, device, warmup)
     if device.type != 'cuda':
-        return median_wall_ms(fn, device, 0, iters)
+        return median_wall_ms(fn, device, warmup, iters)
+    _warm_up(fn, device, warmup)
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
               for _ in range(iters)]
     for start, end in events:

@@ -132,9 +132,8 @@ def close_process_group_at_exit():
     finalisation, where gloo can abort a run that finished ("terminate called without an active
     exception", SIGABRT), which torchrun then reports as a failed rank. Registered once per process.
     """
-    if not getattr(close_process_group_at_exit, 'registered', False):
-        atexit.register(_close_process_group)
-        close_process_group_at_exit.registered = True
+    atexit.unregister(_close_process_group)  # a second call keeps one registration
+    atexit.register(_close_process_group)
 
 
 def setup_cpu_distributed(cfg, log=print) -> bool:
