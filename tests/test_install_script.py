@@ -24,6 +24,8 @@ class cuda:
     @staticmethod
     def get_device_capability(i):
         return [(9, 0), (8, 6), (9, 0)][i]
+def tensor(data, device=None):
+    return data
 '''
 FAKE_CPP_EXTENSION = 'CUDA_HOME = {cuda_home!r}\n'
 
@@ -40,6 +42,15 @@ def _fake_torch(tmp_path, cuda_home):
     (pkg / 'utils' / '__init__.py').write_text('')
     (pkg / 'utils' / 'cpp_extension.py').write_text(FAKE_CPP_EXTENSION.format(cuda_home=cuda_home))
     return pkg.parent
+
+
+def _fake_mmcv(fake_dir, nms_runs_on_cuda):
+    """An installed mmcv 2.1.0 whose NMS runs on the GPU or raises as a CPU-only build's does."""
+    pkg = fake_dir / 'mmcv'
+    (pkg / 'ops').mkdir(parents=True)
+    (pkg / '__init__.py').write_text("__version__ = '2.1.0'\n")
+    body = 'return boxes' if nms_runs_on_cuda else "raise RuntimeError('nms is not compiled with GPU support')"
+    (pkg / 'ops' / '__init__.py').write_text(f'def nms(boxes, scores, iou_threshold):\n    {body}\n')
 
 
 def _no_torch(tmp_path):
@@ -131,3 +142,14 @@ def test_force_cuda_0_builds_cpu_ops_with_the_gpus_hidden(tmp_path, cuda_home):
     build = next(line for line in out.stdout.splitlines() if ' pip wheel ' in line)
     assert 'FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= ' in build and 'TORCH_CUDA_ARCH_LIST' not in build
     assert '-torch2.11.0+cu130-cpu' in build
+
+
+@pytest.mark.parametrize('cuda_nms', [True, False])
+def test_installed_mmcv_is_kept_only_with_cuda_ops(tmp_path, cuda_home, cuda_nms):
+    fake = _fake_torch(tmp_path, str(cuda_home))
+    _fake_mmcv(fake, nms_runs_on_cuda=cuda_nms)
+    out = _run(fake, tmp_path / 'wheels')
+    assert out.returncode == 0, out.stdout
+    kept = 'mmcv 2.1.0 with cuda ops is installed: kept' in out.stdout
+    assert kept == cuda_nms, out.stdout
+    assert (' pip wheel ' in out.stdout) != cuda_nms, out.stdout

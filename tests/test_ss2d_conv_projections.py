@@ -21,7 +21,7 @@ def _outputs_and_grads(block, x, monkeypatch, conv):
     block.zero_grad(set_to_none=True)
     x = x.clone().requires_grad_()
     y = block(x)
-    (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+    (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype, device=y.device).view_as(y)).sum().backward()
     return y.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}
 
 

@@ -86,11 +86,24 @@ else
   echo "mmcv: CPU ops"
 fi
 
-HAVE_OPS=$(python -c "
+# Which ops the installed mmcv has: "cuda" where its NMS runs on the GPU (not
+# get_compiling_cuda_version(): mmcv 2.1.0 built against CUDA 13 segfaults in it).
+HAVE_OPS=$(MMCV_VERSION=$MMCV_VERSION python - <<'EOF' 2>/dev/null || echo none
+import os
 import mmcv
-from mmcv.ops import get_compiling_cuda_version
-assert mmcv.__version__ == '$MMCV_VERSION'
-print('cuda' if get_compiling_cuda_version() != 'not available' else 'cpu')" 2>/dev/null || echo none)
+import torch
+from mmcv.ops import nms
+assert mmcv.__version__ == os.environ['MMCV_VERSION']
+ops = 'cpu'
+if torch.cuda.is_available():
+    try:
+        nms(torch.tensor([[0., 0., 10., 10.]], device='cuda'), torch.tensor([1.], device='cuda'), 0.5)
+        ops = 'cuda'
+    except RuntimeError:
+        pass
+print(ops)
+EOF
+)
 WHEEL_DIR="${MMCV_WHEEL_DIR:-$(python -m pip cache dir 2>/dev/null || echo "$HOME/.cache/pip")/mmmobilemamba-mmcv}/$KEY"
 if [ "$HAVE_OPS" = cuda ] || [ "$HAVE_OPS" = "$TARGET" ]; then
   echo "mmcv $MMCV_VERSION with $HAVE_OPS ops is installed: kept"
