@@ -152,6 +152,16 @@ def test_cpu_benchmark_times_every_form_side_by_side(capsys):
     assert cells[:2] == ['T2', '64x64'] and all(float(c) > 0 for c in cells[2:5])
 
 
+def test_cpu_benchmark_forms_take_turns_in_blocks():
+    from mmmobilemamba.apis.benchmark_cpu import time_in_blocks
+    calls = []
+    runners = {name: (lambda name=name: calls.append(name)) for name in ('a', 'b')}
+    ms = time_in_blocks(runners, warmup=1, iters=5, blocks=2, pause_s=0)
+    assert set(ms) == {'a', 'b'}
+    # warm-up, then per block one untimed and 3 (then 2) timed calls of a, then of b
+    assert ''.join(calls) == 'ab' + 'aaaa' + 'bbbb' + 'aaa' + 'bbb'
+
+
 def test_checkpoint_fills_the_exported_model(tmp_path):
     saved = ox.randomize_norms(ox.load_target('T2').reference, seed=3)
     path = str(tmp_path / 't2.pth')

@@ -1,7 +1,8 @@
 """CPU inference latency, batch 1: PyTorch eager, PyTorch deploy mode and ONNX Runtime, side by side.
 
 For each arch and square input size, four forms of one model (norms randomised, seeded) are timed
-round-robin in the same loop, so that a busy machine slows them alike:
+side by side in one run, in blocks that take turns (:func:`time_in_blocks`), so that a machine whose
+speed drifts slows them alike:
 
 * ``eager``: the model as built (``torch.inference_mode``);
 * ``deploy``: after ``switch_to_deploy()`` (BatchNorm folded; plain convolutions on the CPU);
@@ -80,19 +81,32 @@ def _runners(arch: str, size: int, forms, threads: int, workdir: str) -> Dict[st
     return runners
 
 
-def time_round_robin(runners: Dict[str, Callable], warmup: int, iters: int,
-                     clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
-    """Median milliseconds per call of each runner, the runners interleaved call by call."""
+def time_in_blocks(runners: Dict[str, Callable], warmup: int, iters: int, blocks: int = 3,
+                   pause_s: float = 0.5, clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
+    """Median milliseconds per call of each runner. The runners take turns in ``blocks`` rounds of
+    about ``iters / blocks`` timed calls each, every block after a pause and one untimed call.
+
+    Not call by call: after a call, PyTorch's OpenMP threads and ONNX Runtime's pool threads keep
+    spinning for a while, and on a machine with few cores they take them from the next runtime
+    (with 2 threads on 2 cores, interleaving call by call slowed ONNX Runtime's second session by
+    20-50% and not at all with 1 thread). The pause lets them go idle.
+    """
     times: Dict[str, List[float]] = {name: [] for name in runners}
+    per_block = [iters // blocks + (b < iters % blocks) for b in range(blocks)]
     with torch.inference_mode():
-        for _ in range(warmup):
-            for fn in runners.values():
+        for fn in runners.values():
+            for _ in range(warmup):
                 fn()
-        for _ in range(iters):
+        for count in per_block:
             for name, fn in runners.items():
-                start = clock()
+                if not count:
+                    continue
+                time.sleep(pause_s)
                 fn()
-                times[name].append((clock() - start) * 1e3)
+                for _ in range(count):
+                    start = clock()
+                    fn()
+                    times[name].append((clock() - start) * 1e3)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -108,8 +122,8 @@ def run(args: argparse.Namespace) -> str:
         for arch in args.cpu_archs:
             for size in args.cpu_sizes:
                 runners = _runners(arch, size, forms, args.cpu_threads, workdir)
-                ms = time_round_robin(runners, args.cpu_warmup, args.cpu_iters,
-                                      time.process_time if args.cpu_time else time.perf_counter)
+                ms = time_in_blocks(runners, args.cpu_warmup, args.cpu_iters,
+                                    clock=time.process_time if args.cpu_time else time.perf_counter)
                 speedup = (f'{ms["eager"] / ms["deploy"]:.2f}x' if {'eager', 'deploy'} <= set(ms) else '-')
                 rows.append([arch, f'{size}x{size}'] + [f'{ms[f]:.1f}' for f in forms] + [speedup])
                 print(f'{arch} {size}x{size}: ' + ', '.join(f'{f} {ms[f]:.1f} ms' for f in forms), flush=True)
