@@ -189,3 +189,17 @@ def test_get_flops_on_configs(path, shape, expect, capsys):
         assert 4.3e9 < result['flops'] < 4.8e9
     if 'ssdlite_mobilemamba_b1' in path:
         assert 1.5e9 < result['flops'] < 1.9e9  # release README: 1.7G at 320x320
+
+
+@pytest.mark.parametrize('path', ['configs/det/retinanet_mobilemamba_s6.py',
+                                  'configs/seg/pspnet_mobilemamba_s6_512x512_80k_ade20k.py'])
+def test_release_recipe_steps_a_fused_adamw(path):
+    """The release's AdamW recipe builds torch's fused AdamW; one clipped step moves the weights."""
+    from mmengine.optim import build_optim_wrapper
+    cfg = load(path)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    assert isinstance(wrapper.optimizer, torch.optim.AdamW) and wrapper.optimizer.defaults['fused'] is True
+    before = model[0].weight.detach().clone()
+    wrapper.update_params(model(torch.randn(2, 3, 8, 8)).square().mean())
+    assert not torch.equal(model[0].weight, before)

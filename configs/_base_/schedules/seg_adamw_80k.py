@@ -16,7 +16,12 @@ default_hooks = dict(
 
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    # fused: the AdamW update as fused multi-tensor kernels instead of a chain of foreach ops;
+    # the same update to float rounding, RetinaNet-S6 training step -34% on an H200 (benchmarks/
+    # train_speed_h200.md), the optimizer step 3.5x faster on a CPU. An optimizer type
+    # without `fused` needs optimizer=dict(_delete_=True, type=...).
+    optimizer=dict(type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05,
+                   fused=True),
     paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}),  # name-based, as released
     clip_grad=dict(max_norm=0.1, norm_type=2))
 
