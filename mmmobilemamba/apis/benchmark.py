@@ -31,11 +31,10 @@ import torch
 from mmmobilemamba.utils.compat import install_mmcv_ext_stub
 
 from . import benchmark_cpu
-from .timing import median_event_ms, peak_mib, queued_gpu_ms, table
+from .timing import PRECISIONS, autocast, median_event_ms, peak_mib, queued_gpu_ms, table
 
 
 ARCHS = ('T2', 'T4', 'S6', 'B1', 'B2', 'B4')
-DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 DEFAULT_DET_CONFIGS = ('configs/det/retinanet_mobilemamba_s6.py',
                        'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py')
 
@@ -51,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument('--archs', nargs='+', default=list(ARCHS), type=str.upper)
     p.add_argument('--batch', type=int, help='throughput batch (default 256 on CUDA, 8 on CPU)')
     p.add_argument('--img-size', type=int, default=224)
-    p.add_argument('--precisions', nargs='+', choices=list(DTYPES),
+    p.add_argument('--precisions', nargs='+', choices=list(PRECISIONS),
                    help='default fp32 bf16 fp16 on CUDA, fp32 on CPU')
     p.add_argument('--warmup', type=int, help='warm-up runs (default 10 CUDA / 1 CPU)')
     p.add_argument('--iters', type=int, help='timed runs (default 30 CUDA / 3 CPU)')
@@ -76,7 +75,7 @@ def parse_args(argv=None):
                    help='input size for --config models (default: the size get_flops counts, '
                         'mmmobilemamba.apis.config.input_shape; padded to the preprocessor\'s size divisor)')
     p.add_argument('--det-iters', type=int, help='timed runs for det/seg (default 50 CUDA / 3 CPU)')
-    p.add_argument('--det-precisions', nargs='+', choices=list(DTYPES),
+    p.add_argument('--det-precisions', nargs='+', choices=list(PRECISIONS),
                    help='precisions for det/seg (default fp32 fp16 on CUDA, fp32 on CPU)')
     p.add_argument('--stub-mmcv-ops', action='store_true',
                    help='if mmcv has no compiled ops (mmcv-lite), register a stub mmcv._ext so that '
@@ -142,18 +141,10 @@ def measure_graph(fn, device, warmup, iters):
         return float('nan')
 
 
-def autocast(device, precision):
-    dtype = DTYPES[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    # no weight-cast cache: it does not mix with CUDA-graph capture
-    return torch.autocast(device.type, dtype=dtype, cache_enabled=False)
-
-
 def inference(model, x, device, precision):
     """A closure running ``model(x)`` in inference mode under the precision's autocast."""
     def run():
-        with torch.inference_mode(), autocast(device, precision):
+        with torch.inference_mode(), autocast(device, precision, cache_enabled=False):
             return model(x)
     return run
 

@@ -27,13 +27,12 @@ from typing import Dict, Optional
 
 import torch
 
-from .timing import fmt, median_wall_ms, peak_mib, table
+from .timing import PRECISIONS, autocast, fmt, median_wall_ms, peak_mib, table
 
 __all__ = ['MODEL_SPECS', 'add_arguments', 'run', 'main']
 
 ADAMW = dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
-AUTOCAST = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 # name -> (config, task, batch, (H, W), config overrides). Sizes and batches as in the issue's
 # comparison: detectors at 1333x800 (batch 2), segmentors at 512x512 (batch 8).
@@ -66,11 +65,6 @@ MODEL_SPECS = {
 
 
 # ------------------------------------------------------------------------------------ precision
-def autocast(device: torch.device, precision: str):
-    dtype = AUTOCAST[precision]
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
 # ------------------------------------------------------------------------------- models and data
 def load_config(name: str, spec, with_loss_fp32: bool):
     """The spec's config with overrides, no checkpoint pointers and, if ``with_loss_fp32``, every
@@ -175,9 +169,7 @@ def _apply_cuda_graph(model, precision, data):
     model.backbone.check_finite = False
     model.train()
     inputs = model.data_preprocessor(copy.deepcopy(data), True)['inputs']
-    dtype = AUTOCAST[precision]
-    context = torch.autocast('cuda', dtype=dtype, cache_enabled=False) if dtype else contextlib.nullcontext()
-    with context:
+    with autocast(torch.device('cuda'), precision, cache_enabled=False):
         model.backbone = torch.cuda.make_graphed_callables(model.backbone, (inputs,))
 
 
@@ -376,9 +368,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument('--device', default='cuda' if cuda else 'cpu')
     parser.add_argument('--models', nargs='*', default=list(MODEL_SPECS), choices=list(MODEL_SPECS),
                         help='models of the training table (default: all); none skips the table')
-    parser.add_argument('--precisions', nargs='+', choices=list(AUTOCAST),
+    parser.add_argument('--precisions', nargs='+', choices=list(PRECISIONS),
                         help='training precisions (default fp32 fp16 bf16 on CUDA, fp32 on CPU)')
-    parser.add_argument('--test-precisions', nargs='+', choices=list(AUTOCAST), help='inference precisions '
+    parser.add_argument('--test-precisions', nargs='+', choices=list(PRECISIONS), help='inference precisions '
                         '(default fp32 fp16 on CUDA, fp32 on CPU)')
     parser.add_argument('--no-inference', dest='inference', action='store_false',
                         help='skip the test_step (inference with NMS) table')
@@ -391,7 +383,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         f'joined with + (e.g. conv-proj+cuda-graph); of {list(LEVERS)}')
     parser.add_argument('--lever-models', nargs='+', default=['retinanet-S6'], choices=list(MODEL_SPECS),
                         help='models of the lever table (SS2D levers change nothing in ResNet models)')
-    parser.add_argument('--lever-precisions', nargs='+', choices=list(AUTOCAST),
+    parser.add_argument('--lever-precisions', nargs='+', choices=list(PRECISIONS),
                         help='precisions of the lever table (default fp32 bf16 on CUDA, fp32 on CPU)')
     parser.add_argument('--trunk', action='store_true', help='time the S6 trunk (stem + 3 stages, forward + '
                         'backward), against the release with --release-repo')

@@ -16,8 +16,8 @@ from typing import Callable, Tuple
 
 import torch
 
-from .benchmark_train import LEVERS, _failure, autocast
-from .timing import median_wall_ms, peak_mib, queued_gpu_ms, reset_peak, synchronize, table
+from .benchmark_train import LEVERS, _failure
+from .timing import autocast, median_wall_ms, peak_mib, queued_gpu_ms, reset_peak, synchronize, table
 
 __all__ = ['build_release_trunk', 'section_trunk']
 

@@ -3,16 +3,28 @@
 On CUDA every timer synchronises before it reads a clock; off CUDA the GPU-only figures are NaN
 (printed as ``-``).
 """
+import contextlib
 import statistics
 import time
 from typing import Callable, List
 
 import torch
 
-__all__ = ['synchronize', 'reset_peak', 'peak_mib', 'median_event_ms', 'median_wall_ms',
-           'time_behind_sleep', 'queued_gpu_ms', 'fmt', 'table']
+__all__ = ['PRECISIONS', 'autocast', 'synchronize', 'reset_peak', 'peak_mib', 'median_event_ms',
+           'median_wall_ms', 'time_behind_sleep', 'queued_gpu_ms', 'fmt', 'table']
+
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}  # name -> autocast dtype
 
 SM_CLOCK_HZ = 2.0e9  # for sizing the sleep kernel; a faster clock only makes the sleep shorter
+
+
+def autocast(device: torch.device, precision: str, cache_enabled: bool = True):
+    """``torch.autocast`` to the precision's dtype (``'fp32'``: no autocast). ``cache_enabled=False``
+    for CUDA-graph capture, which the weight-cast cache does not mix with."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache_enabled)
 
 
 def synchronize(device: torch.device):
