@@ -89,7 +89,7 @@ def time_in_blocks(runners: Dict[str, Callable], warmup: int, iters: int, blocks
     Not call by call: after a call, PyTorch's OpenMP threads and ONNX Runtime's pool threads keep
     spinning for a while, and on a machine with few cores they take them from the next runtime
     (with 2 threads on 2 cores, interleaving call by call slowed ONNX Runtime's second session by
-    20-50% and not at all with 1 thread). The pause lets them go idle.
+    25-55% and not at all with 1 thread). The pause lets them go idle.
     """
     times: Dict[str, List[float]] = {name: [] for name in runners}
     per_block = [iters // blocks + (b < iters % blocks) for b in range(blocks)]
@@ -97,10 +97,8 @@ def time_in_blocks(runners: Dict[str, Callable], warmup: int, iters: int, blocks
         for fn in runners.values():
             for _ in range(warmup):
                 fn()
-        for count in per_block:
+        for count in filter(None, per_block):
             for name, fn in runners.items():
-                if not count:
-                    continue
                 time.sleep(pause_s)
                 fn()
                 for _ in range(count):
