@@ -21,7 +21,7 @@ setup(
     python_requires='>=3.8',
     install_requires=[
         'torch>=2.0',
-        'numpy<2',
+        'numpy',                   # CPU path pinned to 1.26.4 (constraints); numpy 2 ran on the GPU
         'mmengine>=0.10.0,<1.0',
         'mmcv>=2.0.0,<2.2.0',      # mmdet 3.3.0 and mmseg 1.2.2 refuse mmcv >= 2.2.0
         'mmdet>=3.3.0,<3.4',

@@ -153,3 +153,20 @@ def test_installed_mmcv_is_kept_only_with_cuda_ops(tmp_path, cuda_home, cuda_nms
     kept = 'mmcv 2.1.0 with cuda ops is installed: kept' in out.stdout
     assert kept == cuda_nms, out.stdout
     assert (' pip wheel ' in out.stdout) != cuda_nms, out.stdout
+
+
+@pytest.mark.parametrize('numpy_version', [None, '2.5.2'])
+def test_an_installed_numpy_is_kept_a_new_one_is_pinned(tmp_path, cuda_home, numpy_version):
+    fake = _fake_torch(tmp_path, str(cuda_home))
+    (fake / 'numpy').mkdir()
+    (fake / 'numpy' / '__init__.py').write_text(
+        f'__version__ = {numpy_version!r}\n' if numpy_version else "raise ImportError('no numpy here')\n")
+    out = _run(fake, tmp_path / 'wheels')
+    assert out.returncode == 0, out.stdout
+    first_pip = next(line for line in out.stdout.splitlines() if line.startswith('+ python -m pip install'))
+    if numpy_version:
+        assert f'numpy {numpy_version} is installed: kept' in out.stdout
+        assert '-c requirements/constraints.txt' not in out.stdout  # a copy without the numpy pin
+    else:
+        assert not any(line.startswith('numpy ') for line in out.stdout.splitlines())
+        assert '-c requirements/constraints.txt' in first_pip

@@ -23,7 +23,16 @@
 #        requirements/constraints.txt. MAX_JOBS sets the compile jobs (default: all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PIP=(python -m pip install --disable-pip-version-check -c requirements/constraints.txt)
+CONSTRAINTS=requirements/constraints.txt
+# An installed numpy is kept (e.g. numpy 2 beside a CUDA torch; mmcv 2.1.0, mmdet and mmseg ran on
+# numpy 2.5.2 on a GPU): only a new install takes the pinned version (the one the CPU path is tested with).
+if NUMPY_VERSION=$(python -c "import numpy; print(numpy.__version__)" 2>/dev/null); then
+  echo "numpy $NUMPY_VERSION is installed: kept"
+  CONSTRAINTS=$(mktemp)
+  trap 'rm -f "$CONSTRAINTS"' EXIT
+  grep -v '^numpy==' requirements/constraints.txt > "$CONSTRAINTS"
+fi
+PIP=(python -m pip install --disable-pip-version-check -c "$CONSTRAINTS")
 TORCH_VERSION=2.13.0
 TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 MMCV_VERSION=2.1.0
@@ -114,7 +123,7 @@ else
     echo "mmcv: building the wheel into $WHEEL_DIR (minutes; the next run reuses it)"
     # --no-cache-dir: pip's own wheel cache ignores FORCE_CUDA and could hand back a CPU build
     run env MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${BUILD_ENV[@]}" \
-      python -m pip wheel --disable-pip-version-check -c requirements/constraints.txt -q --no-deps \
+      python -m pip wheel --disable-pip-version-check -c "$CONSTRAINTS" -q --no-deps \
       --no-build-isolation --no-cache-dir -w "$WHEEL_DIR" "$MMCV_SOURCE"
   fi
   run "${PIP[@]}" -q --find-links "$WHEEL_DIR" --only-binary mmcv "mmcv==$MMCV_VERSION"
