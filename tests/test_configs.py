@@ -192,7 +192,9 @@ def test_get_flops_on_configs(path, shape, expect, capsys):
 
 
 @pytest.mark.parametrize('path', ['configs/det/retinanet_mobilemamba_s6.py',
-                                  'configs/seg/pspnet_mobilemamba_s6_512x512_80k_ade20k.py'])
+                                  'configs/det/ssdlite_mobilemamba_s6.py',
+                                  'configs/seg/pspnet_mobilemamba_s6_512x512_80k_ade20k.py',
+                                  'configs/seg/fpn_mobilemamba_b4_512x512_160k_ade20k.py'])
 def test_release_recipe_steps_a_fused_adamw(path):
     """The release's AdamW recipe builds torch's fused AdamW; one clipped step moves the weights."""
     from mmengine.optim import build_optim_wrapper

@@ -29,7 +29,8 @@ default_hooks = dict(checkpoint=dict(interval=16000))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05,
+                   fused=True),  # as in _base_/schedules/seg_adamw_80k.py
     paramwise_cfg=dict(custom_keys={
         'norm': dict(decay_mult=0.),
         'head': dict(lr_mult=10.),
