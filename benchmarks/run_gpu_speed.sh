@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Training speed on one GPU, in parts that each fit one 10-minute device call:
-#   bash benchmarks/run_gpu_speed.sh train    # train_step table (fp32/fp16/bf16) + test_step with NMS
+#   bash benchmarks/run_gpu_speed.sh train    # train_step table (fp32/fp16/bf16) + test_step with NMS:
+#                                             # train-seg (segmentors) then train-det (detectors)
 #   bash benchmarks/run_gpu_speed.sh levers   # RetinaNet-S6 levers one at a time, fp32 and bf16
 #   bash benchmarks/run_gpu_speed.sh compile  # the torch.compile lever alone (not in 'all': compiling takes minutes)
 #   bash benchmarks/run_gpu_speed.sh trunk    # S6 trunk, ours vs the release's kernel (RELEASE=path)
@@ -18,14 +19,17 @@ dir=${OUT:-benchmarks}
 extra=("$@")
 bench() { python -m mmmobilemamba.apis.benchmark_train "$@" "${extra[@]}"; }
 
-if [ "$part" = train ] || [ "$part" = all ]; then
+if [ "$part" = train-seg ] || [ "$part" = train ] || [ "$part" = all ]; then
+  bench --models pspnet-S6 pspnet-S6-stock-heads pspnet-R50 pspnet-R18 deeplabv3-S6 deeplabv3-B4 pspnet-B4 \
+        --out "$dir/train_speed_train_seg.md"
+fi
+if [ "$part" = train-det ] || [ "$part" = train ] || [ "$part" = all ]; then
   bench --models retinanet-S6 retinanet-R18 retinanet-R50 retinanet-B1 mask-rcnn-S6 mask-rcnn-R50 \
-        pspnet-S6 pspnet-S6-stock-heads pspnet-R50 pspnet-R18 deeplabv3-S6 deeplabv3-B4 pspnet-B4 \
-        --out "$dir/train_speed_train.md"
+        --out "$dir/train_speed_train_det.md"
 fi
 if [ "$part" = levers ] || [ "$part" = all ]; then
-  bench --models --levers tf32 conv-proj channels-last no-finite-check cuda-graph fused-adamw \
-        conv-proj+no-finite-check+fused-adamw conv-proj+cuda-graph+fused-adamw \
+  bench --models --levers tf32 conv-proj channels-last no-finite-check cuda-graph \
+        conv-proj+no-finite-check conv-proj+cuda-graph no-finite-check+cuda-graph \
         --lever-models retinanet-S6 --out "$dir/train_speed_levers.md"
 fi
 if [ "$part" = compile ]; then

@@ -35,3 +35,30 @@ def test_missing_release_is_an_error_that_names_the_fix(tmp_path):
     from mmmobilemamba.apis.benchmark_trunk import build_release_trunk
     with pytest.raises(FileNotFoundError, match='copy of the MobileMamba release'):
         build_release_trunk(str(tmp_path))
+
+
+def test_every_model_trains_with_the_configs_fused_adamw():
+    """The benchmark's optimizer is the release-recipe schedule's (fused AdamW), whatever the backbone."""
+    import torch
+    from mmengine.config import Config
+    schedule = Config.fromfile('configs/_base_/schedules/det_adamw_1x.py').optim_wrapper.optimizer
+    wrapper = benchmark_train.build_optim_wrapper(torch.nn.Linear(4, 2), 'fp32')
+    assert isinstance(wrapper.optimizer, torch.optim.AdamW)
+    for key in ('weight_decay', 'fused', 'betas'):  # lr aside: it does not change the time
+        assert wrapper.optimizer.defaults[key] == schedule[key], key
+
+
+@pytest.mark.parametrize('name, expected', [('retinanet-R18', False), ('pspnet-S6', True)])
+def test_cudnn_autotuning_follows_the_config_runtime(name, expected):
+    """mmdet's runtime leaves cuDNN autotuning off (Mask R-CNN's RoI counts change every step),
+    mmseg's turns it on: the benchmark times each model the way its Runner would run it."""
+    import torch
+    before = torch.backends.cudnn.benchmark
+    try:
+        cfg = benchmark_train.load_config(name, benchmark_train._spec_for(name, argparse.Namespace(batch=None, size=None)),
+                                          with_loss_fp32=False)
+        torch.backends.cudnn.benchmark = not expected
+        benchmark_train.use_config_cudnn_benchmark(cfg, torch.device('cuda'))
+        assert torch.backends.cudnn.benchmark is expected
+    finally:
+        torch.backends.cudnn.benchmark = before

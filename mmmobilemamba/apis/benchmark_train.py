@@ -5,9 +5,9 @@ preprocessor (host-to-device copy, normalisation, padding), forward, loss, backw
 clipping and the AdamW step. Data loading is excluded: the same synthetic batch (random images,
 random gt boxes / masks / label maps at the configs' sizes) is fed every iteration. Timing: the
 median over ``--iters`` iterations after ``--warmup`` (each iteration synchronised, wall clock;
-cuDNN benchmark on), peak memory = ``torch.cuda.max_memory_allocated`` over the timed iterations.
+cuDNN benchmark as each config's runtime sets it), peak memory = ``torch.cuda.max_memory_allocated`` over the timed iterations.
 
-Every model trains with the same optimizer wrapper, the one of the MobileMamba configs: AdamW
+Every model trains with the same optimizer wrapper, the one of the MobileMamba configs: fused AdamW
 (lr 1e-4, weight decay 0.05, none on 'norm' parameters), gradient clipping at 0.1; AMP rows use
 mmengine's ``AmpOptimWrapper`` (dynamic loss scaling). Inference: ``model.test_step`` at batch 1,
 eager, including post-processing (RetinaNet/Mask R-CNN: box decoding, NMS, mask pasting; seg:
@@ -31,7 +31,8 @@ from .timing import PRECISIONS, autocast, fmt, median_wall_ms, peak_mib, table
 
 __all__ = ['MODEL_SPECS', 'add_arguments', 'run', 'main']
 
-ADAMW = dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+# the release-recipe schedules' optimizer (configs/_base_/schedules/*adamw*.py), for every model alike
+ADAMW = dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05, fused=True)
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 
 # name -> (config, task, batch, (H, W), config overrides). Sizes and batches as in the issue's
@@ -78,6 +79,13 @@ def load_config(name: str, spec, with_loss_fp32: bool):
     if with_loss_fp32 and head.get('loss_cls', {}).get('type') == 'FocalLoss':
         head.loss_cls.type = 'Float32FocalLoss'
     return cfg
+
+
+def use_config_cudnn_benchmark(cfg, device: torch.device) -> None:
+    """cuDNN autotuning as the config's Runner would set it (``env_cfg.cudnn_benchmark``: mmseg's
+    runtime on, mmdet's off; autotuning every new RoI count makes Mask R-CNN steps seconds long)."""
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
 
 
 def build_model(cfg, device: torch.device):
@@ -197,15 +205,6 @@ def _tf32_matmul():
         torch.set_float32_matmul_precision(previous)
 
 
-@contextlib.contextmanager
-def _fused_adamw():
-    ADAMW['fused'] = True
-    try:
-        yield
-    finally:
-        ADAMW.pop('fused')
-
-
 # lever -> (what it does, model transform or None, context manager factory or None)
 LEVERS: Dict[str, tuple] = {
     'tf32': ('every float32 matmul on TF32 tensor cores (torch.set_float32_matmul_precision("high"))',
@@ -217,7 +216,6 @@ LEVERS: Dict[str, tuple] = {
     'compile': ('torch.compile(backbone) (inductor, default mode)', _apply_compile, None),
     'cuda-graph': ('backbone forward and backward replayed as CUDA graphs (make_graphed_callables)',
                    _apply_cuda_graph, None),
-    'fused-adamw': ('AdamW(fused=True), a fused multi-tensor update', None, _fused_adamw),
 }
 
 
@@ -269,6 +267,7 @@ def section_train(args, device) -> str:
         times, mems = {}, {}
         try:
             cfg = load_config(name, spec, with_loss_fp32='bf16' in args.precisions)
+            use_config_cudnn_benchmark(cfg, device)
             model = build_model(cfg, device)
             init_state = copy.deepcopy(model.state_dict())
             data = make_batch(name, task, batch, size)
@@ -281,7 +280,8 @@ def section_train(args, device) -> str:
                 times[precision], mems[precision] = time_train(model, data, precision, device, args)
             except Exception as e:
                 times[precision], mems[precision] = _failure(f'{name} {precision}', e), '-'
-            print(f'  {name} train {precision}: {fmt(times[precision])} ms', flush=True)
+            print(f'  {name} train {precision}: {fmt(times[precision])} ms, peak {fmt(mems[precision])} MiB',
+                  flush=True)
         rows.append([name, f'{size[1]}x{size[0]}, {batch}'] + [times[p] for p in args.precisions]
                     + [mems[p] for p in args.precisions])
         if args.inference:
@@ -291,6 +291,7 @@ def section_train(args, device) -> str:
                 try:
                     ms = time_test(model, test_data, precision, device, args)
                     row.append(f'{fmt(ms)} ({1e3 / ms:.1f})')
+                    print(f'  {name} test {precision}: {row[-1]} ms (FPS)', flush=True)
                 except Exception as e:
                     row.append(_failure(f'{name} test {precision}', e))
             test_rows.append(row)
@@ -311,6 +312,7 @@ def section_levers(args, device) -> str:
         spec = _spec_for(name, args)
         _, task, batch, size, _ = spec
         cfg = load_config(name, spec, with_loss_fp32=True)
+        use_config_cudnn_benchmark(cfg, device)
         data = make_batch(name, task, batch, size)
         for precision in args.lever_precisions:
             base = None
@@ -352,11 +354,11 @@ def _lever(text: str) -> str:
 def environment(args, device) -> str:
     import platform
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else (platform.processor() or 'CPU')
-    lines = [f'- device: {name}; torch {torch.__version__}; cuDNN benchmark '
-             f'{"on" if device.type == "cuda" and torch.backends.cudnn.benchmark else "off"}',
+    lines = [f'- device: {name}; torch {torch.__version__}; cuDNN benchmark as each config sets it '
+             '(env_cfg.cudnn_benchmark: mmdet configs off, mmseg configs on)',
              f'- median of {args.iters} iterations after {args.warmup} warm-up iterations, wall clock, '
              'synchronised per iteration; data loading excluded',
-             '- optimizer for every model: AdamW lr 1e-4, wd 0.05 (none on norm), grad clip 0.1; AMP: '
+             '- optimizer for every model: fused AdamW lr 1e-4, wd 0.05 (none on norm), grad clip 0.1; AMP: '
              'mmengine AmpOptimWrapper; bf16 RetinaNets use Float32FocalLoss (mmcv has no bf16 focal loss)']
     text = '\n'.join(lines) + '\n'
     print(text, flush=True)
@@ -418,8 +420,6 @@ def run(args) -> str:
     device = torch.device(args.device)
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter optimizer lines
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True
     out = [environment(args, device)]
     if args.models:
         out.append(section_train(args, device))

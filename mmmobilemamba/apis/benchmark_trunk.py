@@ -114,6 +114,7 @@ def kernel_profile(trunk, x, precision, device, steps: int = 3, top: int = 12) -
 
 def section_trunk(args, device) -> str:
     from mmmobilemamba import MobileMamba
+    torch.backends.cudnn.benchmark = device.type == 'cuda'  # fixed shapes: autotuned convolutions
 
     # no finite-input check: it synchronises the host once per forward, and the release has none
     ours = MobileMamba(arch='S6', out_indices=(0, 1, 2), check_finite=False).to(device)
