@@ -8,7 +8,7 @@
 #   bash benchmarks/run_gpu_speed.sh all      # train, levers, trunk: one process each, one after the other
 # Tables go to stdout and to train_speed_<part>.md in $OUT (the device tool's result folder) or
 # benchmarks/. Needs mmcv with its CUDA ops, mmdet and mmseg; for the trunk, a copy of the official
-# release at $RELEASE with its compiled selective_scan_cuda_oflex on PYTHONPATH.
+# release at $RELEASE (its selective_scan_cuda_oflex is built on first use when not on PYTHONPATH).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

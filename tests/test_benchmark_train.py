@@ -62,3 +62,25 @@ def test_cudnn_autotuning_follows_the_config_runtime(name, expected):
         assert torch.backends.cudnn.benchmark is expected
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+def test_release_kernel_source_made_cuda13_compatible():
+    """The two CUB helpers CUDA 13 removed are written out; nothing else in the source changes."""
+    from mmmobilemamba.apis.benchmark_trunk import cub13_compatible
+    source = ('    explicit __device__ WarpReverseScan()\n        : lane_id(cub::LaneId())\n'
+              '    {\n            cub::CTA_SYNC();\n            // cub::CTA_SYNC();\n    int keep = cub::Sum();\n')
+    patched = cub13_compatible(source)
+    assert 'cub::LaneId' not in patched and 'cub::CTA_SYNC' not in patched
+    assert ': lane_id(threadIdx.x % 32)' in patched and patched.count('__syncthreads();') == 2
+    assert patched.replace('threadIdx.x % 32', 'cub::LaneId()').replace('__syncthreads()', 'cub::CTA_SYNC()') == source
+
+
+def test_release_kernel_that_cannot_be_built_here_is_a_clear_error(tmp_path):
+    """Without a GPU and nvcc (CI), a release copy whose kernel is not importable says how to get it."""
+    import torch
+    from mmmobilemamba.apis.benchmark_trunk import build_release_trunk
+    if torch.cuda.is_available():
+        pytest.skip('this machine could build the kernel')
+    (tmp_path / 'downstream' / 'det' / 'backbones' / 'lib_mamba' / 'kernels' / 'selective_scan').mkdir(parents=True)
+    with pytest.raises(ImportError, match='needs a GPU and nvcc'):
+        build_release_trunk(str(tmp_path))

@@ -6,11 +6,14 @@ gradients, no optimizer), under autocast for bf16/fp16. Reported per shape and p
 count), and peak memory. Ours runs with ``check_finite=False`` (that check synchronises the host once
 per forward; the release has none). The release is read from a local copy given by ``--release-repo``: its
 detection backbone (``downstream/det/backbones/mobilemamba.py``) or, without it, the classifier in
-``model/mobilemamba/mobilemamba.py``, with its ``selective_scan_cuda_oflex`` kernel importable
-(build it and put it on ``PYTHONPATH``). Nothing of the release is part of this package.
+``model/mobilemamba/mobilemamba.py``. Its ``selective_scan_cuda_oflex`` kernel is imported when
+it is on ``PYTHONPATH``, else built once from the copy's sources into ``~/.cache/mmmobilemamba`` (needs
+nvcc; the sources are copied and the two CUB helpers that CUDA 13 removed are written out in the copy,
+the user's tree is not changed). Nothing of the release is part of this package.
 """
 import contextlib
 import os
+import shutil
 import sys
 from typing import Callable, Tuple
 
@@ -19,7 +22,7 @@ import torch
 from .benchmark_train import LEVERS, _failure
 from .timing import autocast, median_wall_ms, peak_mib, queued_gpu_ms, reset_peak, synchronize, table
 
-__all__ = ['build_release_trunk', 'section_trunk']
+__all__ = ['build_release_trunk', 'cub13_compatible', 'load_release_kernel', 'section_trunk']
 
 # S6 as the release defines it (model/mobilemamba/mobilemamba.py); ssm_ratio 2 as in its S6 config
 RELEASE_S6 = dict(embed_dim=[192, 384, 448], depth=[1, 2, 2], global_ratio=[0.8, 0.7, 0.6],
@@ -43,12 +46,73 @@ class _ClassifierTrunk(torch.nn.Module):
         return tuple(outs)
 
 
+# CUDA 13's CUB no longer has these device helpers; the release's reverse scan calls them
+_CUB13_REPLACEMENTS = (('cub::LaneId()', 'threadIdx.x % 32'), ('cub::CTA_SYNC()', '__syncthreads()'))
+_KERNEL_SOURCES = ('cusoflex/selective_scan_oflex.cpp', 'cusoflex/selective_scan_core_fwd.cu',
+                   'cusoflex/selective_scan_core_bwd.cu')
+# the release's own nvcc flags (its kernels/selective_scan/setup.py), less the architecture list
+_NVCC_FLAGS = ['-O3', '-U__CUDA_NO_HALF_OPERATORS__', '-U__CUDA_NO_HALF_CONVERSIONS__',
+               '-U__CUDA_NO_BFLOAT16_OPERATORS__', '-U__CUDA_NO_BFLOAT16_CONVERSIONS__',
+               '-U__CUDA_NO_BFLOAT162_OPERATORS__', '-U__CUDA_NO_BFLOAT162_CONVERSIONS__',
+               '--expt-relaxed-constexpr', '--expt-extended-lambda', '--use_fast_math']
+
+
+def cub13_compatible(source: str) -> str:
+    """CUDA source with the CUB helpers that CUDA 13 removed written out: the lane index of a
+    one-dimensional block and a block-wide barrier."""
+    for old, new in _CUB13_REPLACEMENTS:
+        source = source.replace(old, new)
+    return source
+
+
+def load_release_kernel(kernel_dir: str, build_dir: str):
+    """The release's ``selective_scan_cuda_oflex`` module: imported if importable, else built from
+    ``kernel_dir`` (the release's ``lib_mamba/kernels/selective_scan``) for the visible GPU into
+    ``build_dir``, from a copy of its sources made CUDA-13 compatible."""
+    try:
+        import selective_scan_cuda_oflex
+        return selective_scan_cuda_oflex
+    except ImportError:
+        pass
+    from torch.utils.cpp_extension import CUDA_HOME, load
+    if not torch.cuda.is_available() or CUDA_HOME is None:
+        raise ImportError('the release kernel selective_scan_cuda_oflex is not importable and cannot be built '
+                          'here (building needs a GPU and nvcc): build lib_mamba/kernels/selective_scan '
+                          '(mode oflex) and put the .so on PYTHONPATH')
+    source_dir = os.path.join(kernel_dir, 'csrc', 'selective_scan')
+    if not os.path.isdir(source_dir):
+        raise FileNotFoundError(f'{source_dir} does not exist: the release copy lacks its kernel sources')
+    copy_dir = os.path.join(build_dir, 'csrc')
+    shutil.copytree(source_dir, copy_dir, dirs_exist_ok=True)
+    header = os.path.join(copy_dir, 'reverse_scan.cuh')
+    with open(header) as f:
+        text = f.read()
+    with open(header, 'w') as f:
+        f.write(cub13_compatible(text))
+    major, minor = torch.cuda.get_device_capability()
+    arch = f'{major}{minor}'
+    print(f'building the release kernel selective_scan_cuda_oflex for sm_{arch} in {build_dir} '
+          '(about a minute)', flush=True)
+    module = load(name='selective_scan_cuda_oflex', sources=[os.path.join(copy_dir, name) for name in _KERNEL_SOURCES],
+                  extra_cflags=['-O3'], extra_include_paths=[copy_dir], build_directory=build_dir,
+                  extra_cuda_cflags=_NVCC_FLAGS + ['-gencode', f'arch=compute_{arch},code=sm_{arch}'])
+    sys.modules['selective_scan_cuda_oflex'] = module
+    return module
+
+
 def build_release_trunk(repo: str) -> torch.nn.Module:
-    """The release's S6 trunk from a local copy of the release; raises with the fix when its
-    kernel is missing or its Triton code switched Triton to the interpreter."""
+    """The release's S6 trunk from a local copy of the release, its kernel found or built (see
+    :func:`load_release_kernel`); raises with the fix when the kernel can be neither, or when the
+    release's Triton code switched Triton to its interpreter."""
     repo = os.path.abspath(repo)
     det_root = os.path.join(repo, 'downstream', 'det')
     interpret_before = os.environ.get('TRITON_INTERPRET')
+    lib_mamba = os.path.join(det_root, 'backbones', 'lib_mamba') if os.path.isdir(
+        os.path.join(det_root, 'backbones')) else os.path.join(repo, 'model', 'lib_mamba')
+    if os.path.isdir(lib_mamba):
+        build_dir = os.path.join(os.path.expanduser('~'), '.cache', 'mmmobilemamba', 'release_kernel')
+        os.makedirs(build_dir, exist_ok=True)
+        load_release_kernel(os.path.join(lib_mamba, 'kernels', 'selective_scan'), build_dir)
     if os.path.isdir(os.path.join(det_root, 'backbones')):
         sys.path.insert(0, det_root)
         from backbones.lib_mamba import csms6s
