@@ -5,7 +5,8 @@ preprocessor (host-to-device copy, normalisation, padding), forward, loss, backw
 clipping and the AdamW step. Data loading is excluded: the same synthetic batch (random images,
 random gt boxes / masks / label maps at the configs' sizes) is fed every iteration. Timing: the
 median over ``--iters`` iterations after ``--warmup`` (each iteration synchronised, wall clock;
-cuDNN benchmark as each config's runtime sets it), peak memory = ``torch.cuda.max_memory_allocated`` over the timed iterations.
+cuDNN benchmark as each config's runtime sets it), peak memory = ``torch.cuda.max_memory_allocated``
+over the timed iterations.
 
 Every model trains with the same optimizer wrapper, the one of the MobileMamba configs: fused AdamW
 (lr 1e-4, weight decay 0.05, none on 'norm' parameters), gradient clipping at 0.1; AMP rows use
@@ -65,7 +66,6 @@ MODEL_SPECS = {
 }
 
 
-# ------------------------------------------------------------------------------------ precision
 # ------------------------------------------------------------------------------- models and data
 def load_config(name: str, spec, with_loss_fp32: bool):
     """The spec's config with overrides, no checkpoint pointers and, if ``with_loss_fp32``, every

@@ -83,16 +83,17 @@ def load_release_kernel(kernel_dir: str, build_dir: str):
     if not os.path.isdir(source_dir):
         raise FileNotFoundError(f'{source_dir} does not exist: the release copy lacks its kernel sources')
     copy_dir = os.path.join(build_dir, 'csrc')
-    shutil.copytree(source_dir, copy_dir, dirs_exist_ok=True)
-    header = os.path.join(copy_dir, 'reverse_scan.cuh')
-    with open(header) as f:
-        text = f.read()
-    with open(header, 'w') as f:
-        f.write(cub13_compatible(text))
+    if not os.path.isdir(copy_dir):  # copied and edited once: unchanged sources let load() reuse the build
+        shutil.copytree(source_dir, copy_dir)
+        header = os.path.join(copy_dir, 'reverse_scan.cuh')
+        with open(header) as f:
+            text = f.read()
+        with open(header, 'w') as f:
+            f.write(cub13_compatible(text))
     major, minor = torch.cuda.get_device_capability()
     arch = f'{major}{minor}'
-    print(f'building the release kernel selective_scan_cuda_oflex for sm_{arch} in {build_dir} '
-          '(about a minute)', flush=True)
+    print(f'building (or reusing) the release kernel selective_scan_cuda_oflex for sm_{arch} in {build_dir} '
+          '(a build takes about a minute)', flush=True)
     module = load(name='selective_scan_cuda_oflex', sources=[os.path.join(copy_dir, name) for name in _KERNEL_SOURCES],
                   extra_cflags=['-O3'], extra_include_paths=[copy_dir], build_directory=build_dir,
                   extra_cuda_cflags=_NVCC_FLAGS + ['-gencode', f'arch=compute_{arch},code=sm_{arch}'])
@@ -106,26 +107,25 @@ def build_release_trunk(repo: str) -> torch.nn.Module:
     release's Triton code switched Triton to its interpreter."""
     repo = os.path.abspath(repo)
     det_root = os.path.join(repo, 'downstream', 'det')
-    interpret_before = os.environ.get('TRITON_INTERPRET')
-    lib_mamba = os.path.join(det_root, 'backbones', 'lib_mamba') if os.path.isdir(
-        os.path.join(det_root, 'backbones')) else os.path.join(repo, 'model', 'lib_mamba')
-    if os.path.isdir(lib_mamba):
-        build_dir = os.path.join(os.path.expanduser('~'), '.cache', 'mmmobilemamba', 'release_kernel')
-        os.makedirs(build_dir, exist_ok=True)
-        load_release_kernel(os.path.join(lib_mamba, 'kernels', 'selective_scan'), build_dir)
     if os.path.isdir(os.path.join(det_root, 'backbones')):
-        sys.path.insert(0, det_root)
-        from backbones.lib_mamba import csms6s
-        from backbones.mobilemamba import MobileMamba as ReleaseMobileMamba
-        trunk = ReleaseMobileMamba(out_indices=(1, 2, 3), **RELEASE_S6)
+        import_root, lib_mamba = det_root, os.path.join(det_root, 'backbones', 'lib_mamba')
     elif os.path.isdir(os.path.join(repo, 'model', 'mobilemamba')):
-        sys.path.insert(0, repo)
-        from model.lib_mamba import csms6s
-        from model.mobilemamba.mobilemamba import MobileMamba as ReleaseMobileMamba
-        trunk = _ClassifierTrunk(ReleaseMobileMamba(**RELEASE_S6))
+        import_root, lib_mamba = repo, os.path.join(repo, 'model', 'lib_mamba')
     else:
         raise FileNotFoundError(f'{repo} has neither downstream/det/backbones nor model/mobilemamba: '
                                 'pass the root of a copy of the MobileMamba release')
+    load_release_kernel(os.path.join(lib_mamba, 'kernels', 'selective_scan'),
+                        os.path.join(os.path.expanduser('~'), '.cache', 'mmmobilemamba', 'release_kernel'))
+    interpret_before = os.environ.get('TRITON_INTERPRET')
+    sys.path.insert(0, import_root)
+    if import_root == det_root:
+        from backbones.lib_mamba import csms6s
+        from backbones.mobilemamba import MobileMamba as ReleaseMobileMamba
+        trunk = ReleaseMobileMamba(out_indices=(1, 2, 3), **RELEASE_S6)
+    else:
+        from model.lib_mamba import csms6s
+        from model.mobilemamba.mobilemamba import MobileMamba as ReleaseMobileMamba
+        trunk = _ClassifierTrunk(ReleaseMobileMamba(**RELEASE_S6))
     if os.environ.get('TRITON_INTERPRET') != interpret_before:
         os.environ.pop('TRITON_INTERPRET', None)
         raise RuntimeError('the release set TRITON_INTERPRET=1 on import (lib_mamba/csm_tritonk2.py), which '
