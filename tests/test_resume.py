@@ -35,7 +35,8 @@ def test_resume_after_sigkill(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = killed_dir / 'last_checkpoint'
     deadline = time.time() + 240
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
+    # mmengine creates last_checkpoint, then writes the path into it: wait for the path
+    while not (last.exists() and last.read_text().strip()) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, 'the run ended before it could be killed'

@@ -171,14 +171,28 @@ def _apply_no_finite_check(model, precision, data):
     model.backbone.check_finite = False
 
 
+class _GraphedTraining(torch.nn.Module):
+    """Any backbone with its training steps replayed as CUDA graphs (what ``cuda_graph=True`` does
+    inside MobileMamba), for comparing other backbones under the same lever."""
+
+    def __init__(self, module):
+        super().__init__()
+        from mmmobilemamba.models.layers.cuda_graph import CudaGraphCache
+        self.module = module
+        self.graphs = CudaGraphCache()
+
+    def forward(self, x):
+        return self.graphs(self, self.module, x)
+
+
 def _apply_cuda_graph(model, precision, data):
-    """Capture the backbone's forward and backward as CUDA graphs (static input shape, no host
-    sync: the finite check is switched off), under autocast without its cache for AMP."""
-    model.backbone.check_finite = False
-    model.train()
-    inputs = model.data_preprocessor(copy.deepcopy(data), True)['inputs']
-    with autocast(torch.device('cuda'), precision, cache_enabled=False):
-        model.backbone = torch.cuda.make_graphed_callables(model.backbone, (inputs,))
+    """MobileMamba: ``cuda_graph=True`` and no finite check (a host sync per step); other backbones
+    go through the same graph cache."""
+    if hasattr(model.backbone, 'cuda_graph'):
+        model.backbone.cuda_graph = True
+        model.backbone.check_finite = False
+    else:
+        model.backbone = _GraphedTraining(model.backbone)
 
 
 @contextlib.contextmanager
@@ -214,7 +228,8 @@ LEVERS: Dict[str, tuple] = {
     'channels-last': ('backbone weights and input in channels-last format', _apply_channels_last, None),
     'no-finite-check': ('backbone check_finite=False (no host sync per forward)', _apply_no_finite_check, None),
     'compile': ('torch.compile(backbone) (inductor, default mode)', _apply_compile, None),
-    'cuda-graph': ('backbone forward and backward replayed as CUDA graphs (make_graphed_callables)',
+    'cuda-graph': ('backbone forward and backward replayed as CUDA graphs (MobileMamba cuda_graph=True, '
+                   'no finite check; other backbones through the same graph cache)',
                    _apply_cuda_graph, None),
 }
 

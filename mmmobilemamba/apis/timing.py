@@ -11,7 +11,7 @@ from typing import Callable, List
 import torch
 
 __all__ = ['PRECISIONS', 'autocast', 'synchronize', 'reset_peak', 'peak_mib', 'median_event_ms',
-           'median_wall_ms', 'time_behind_sleep', 'queued_gpu_ms', 'fmt', 'table']
+           'median_wall_ms', 'time_behind_sleep', 'queued_gpu_ms', 'kernel_ms', 'fmt', 'table']
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}  # name -> autocast dtype
 
@@ -95,11 +95,31 @@ def queued_gpu_ms(fn: Callable, device: torch.device, iters: int, host_ms: float
     """GPU ms per ``fn()`` without host gaps or launch overhead: the calls are queued behind a sleep
     kernel that outlasts the queueing (``host_ms``: a call's wall time, an upper bound of its host
     time), then CUDA events time the queued work; median of ``repeats``. NaN off CUDA. Calls that
-    synchronise the host (``.item()``) end the queue early and make this closer to the wall time."""
+    synchronise the host (``.item()``) end the queue early and make this closer to the wall time, and
+    so does CUDA's launch queue, which holds about a thousand launches: for calls of many kernels
+    (a training step) use :func:`kernel_ms`."""
     if device.type != 'cuda':
         return float('nan')
     cycles = int(max(1e6, 1.5 * iters * host_ms * 1e-3 * SM_CLOCK_HZ))
     return statistics.median(time_behind_sleep(fn, device, iters, cycles) for _ in range(repeats))
+
+
+def kernel_ms(fn: Callable, device: torch.device, steps: int = 3) -> float:
+    """GPU ms per ``fn()``: the summed durations of the kernels and copies it runs (torch.profiler,
+    i.e. CUPTI), over ``steps`` calls after one unprofiled call. Host launch gaps do not count, however
+    many kernels a call launches; kernels replayed from a CUDA graph count like launched ones. NaN
+    off CUDA."""
+    if device.type != 'cuda':
+        return float('nan')
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    synchronize(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            fn()
+        synchronize(device)
+    device_events = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return sum(e.self_device_time_total for e in device_events) / 1e3 / steps
 
 
 def fmt(value) -> str:

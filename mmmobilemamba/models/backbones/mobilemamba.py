@@ -24,6 +24,7 @@ from mmmobilemamba.registry import MODELS
 
 from ..layers.block import MobileMambaBlock, PatchMerging, local_refinement
 from ..layers.conv_bn import ConvBN, fuse_modules
+from ..layers.cuda_graph import CudaGraphCache
 from ..layers.inference_convs import convert_for_inference
 
 __all__ = ['MobileMamba']
@@ -54,7 +55,15 @@ class MobileMamba(BaseModule):
             installed, else this package's Triton kernels on CUDA, else PyTorch), ``'triton'``,
             ``'mamba_ssm'``, ``'torch'`` or ``'reference'``; the environment variable
             ``MMMOBILEMAMBA_SCAN_BACKEND`` overrides it.
-        check_finite: in training, raise on NaN/Inf input instead of training on it.
+        check_finite: in training, raise on NaN/Inf input instead of training on it (one host
+            synchronisation per forward).
+        cuda_graph: in training on CUDA, replay forward and backward as CUDA graphs, captured once
+            per input shape (:class:`~mmmobilemamba.models.layers.cuda_graph.CudaGraphCache`): one
+            launch instead of over a thousand small kernels, for launch-bound steps (detection
+            batches of 2-4). Needs one backbone forward per backward and fixed input shapes (pad
+            batches to fixed sizes); not with ``with_cp``.
+        cuda_graph_max_shapes: most input shapes captured (each keeps its activation memory);
+            batches of other shapes run eagerly.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             converted ImageNet weights strictly, with ``torch.load(weights_only=True)``; add
             ``trusted=True`` only for a file you trust that holds more than weights (see
@@ -81,7 +90,8 @@ class MobileMamba(BaseModule):
                  out_indices: Sequence[int] = (0, 1, 2), frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, drop_path_rate: float = None,
                  global_mixer: str = 'bimamba', local_kernel_sizes=None, check_finite: bool = True,
-                 scan_backend: str = 'auto', init_cfg: dict = None):
+                 scan_backend: str = 'auto', cuda_graph: bool = False, cuda_graph_max_shapes: int = 4,
+                 init_cfg: dict = None):
         super().__init__(init_cfg=init_cfg)
         self.arch = self._resolve_arch(arch)
         self.in_channels = in_channels
@@ -93,6 +103,11 @@ class MobileMamba(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.check_finite = check_finite
+        if cuda_graph and with_cp:
+            raise ValueError('cuda_graph=True and with_cp=True do not combine: a graph replays the whole step, '
+                             'so it cannot recompute activations per block; choose one')
+        self.cuda_graph = cuda_graph
+        self._graphs = CudaGraphCache(max_graphs=cuda_graph_max_shapes)
         self.scan_backend = self._check_scan_backend(scan_backend)
         self.deploy = False
 
@@ -209,6 +224,10 @@ class MobileMamba(BaseModule):
                           'set norm_eval=False to train from scratch', logger='current', level=logging.WARNING)
             super().init_weights()
 
+    def _apply(self, fn, *args, **kwargs):
+        self._graphs.clear()  # captured graphs read the parameters at their old addresses
+        return super()._apply(fn, *args, **kwargs)
+
     def train(self, mode: bool = True):
         super().train(mode)
         self._freeze_stages()
@@ -263,6 +282,11 @@ class MobileMamba(BaseModule):
 
     def forward(self, x: torch.Tensor) -> tuple:
         self._check_input(x)
+        if self.cuda_graph and not self.with_cp and self._graphs.applies(self, x):
+            return self._graphs(self, self._forward_stages, x)
+        return self._forward_stages(x)
+
+    def _forward_stages(self, x: torch.Tensor) -> tuple:
         x = self.patch_embed(x)  # deploy mode on CUDA: channels-last from here on
         outs = []
         for i, stage in enumerate(self.stages):

@@ -1,0 +1,111 @@
+"""CUDA-graph replay of a module's training forward and backward, one graph per input signature.
+
+A MobileMamba training step launches over a thousand small kernels (S6 at 2x3x800x1344: about
+1,270 for forward + backward), so at detection batch sizes the host's launch rate, not the GPU,
+sets its speed. :class:`CudaGraphCache` captures forward and backward once per input signature
+(shape, dtype, autocast dtype) with ``torch.cuda.make_graphed_callables`` and replays them
+afterwards: one launch each.
+
+Rules of graph replay that callers inherit:
+
+* the graph's outputs are static tensors, overwritten by the next replay: run one forward per
+  backward (the usual training step; not two forwards of the same module before one backward);
+* the parameters must stay where they are (an optimizer updating them in place is fine; moving
+  the module to another device or dtype clears the cache, see :meth:`CudaGraphCache.clear`);
+* each captured signature keeps its own activation memory, so the cache holds at most
+  ``max_graphs`` signatures and runs later ones eagerly (one warning); pad batches to fixed sizes
+  (mmdet's ``BatchFixedSizePad``, segmentation crops) to keep to a few;
+* capturing runs the step ``num_warmup_iters`` + 1 times without touching ``.grad``; BatchNorm
+  layers in training mode update their running statistics in those runs too.
+"""
+import contextlib
+import warnings
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+__all__ = ['CudaGraphCache']
+
+
+class _Step(nn.Module):
+    """``fn(x)`` as a module whose parameters are ``owner``'s, the form ``make_graphed_callables``
+    differentiates: a plain function would get no parameter gradients."""
+
+    def __init__(self, owner: nn.Module, fn: Callable):
+        super().__init__()
+        self.owner = owner
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor):
+        return self.fn(x)
+
+
+def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
+class CudaGraphCache:
+    """Graphed training steps of ``fn`` (a method of ``owner``), keyed by input signature.
+
+    Args:
+        max_graphs: most signatures captured; later ones run ``fn`` eagerly.
+        num_warmup_iters: eager runs on a side stream before each capture (cuDNN autotuning,
+            Triton compilation and allocator warm-up must happen outside the graph).
+    """
+
+    def __init__(self, max_graphs: int = 4, num_warmup_iters: int = 3):
+        if max_graphs < 1:
+            raise ValueError(f'max_graphs must be >= 1, got {max_graphs}')
+        self.max_graphs = max_graphs
+        self.num_warmup_iters = num_warmup_iters
+        self._graphs: Dict[Tuple, Callable] = {}
+        self._warned_full = False
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def __deepcopy__(self, memo):  # a copied module has its own parameters: it captures its own graphs
+        return CudaGraphCache(self.max_graphs, self.num_warmup_iters)
+
+    def __getstate__(self):  # graphs are device state: a pickled module captures again where it runs
+        return {**self.__dict__, '_graphs': {}, '_warned_full': False}
+
+    def clear(self):
+        """Drop every captured graph (and its memory); the next call captures again."""
+        self._graphs.clear()
+
+    @staticmethod
+    def applies(owner: nn.Module, x: torch.Tensor) -> bool:
+        """Whether a call would replay a graph: a CUDA input, ``owner`` training, gradients on."""
+        return x.is_cuda and owner.training and torch.is_grad_enabled()
+
+    def __call__(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
+        """``fn(x)`` through the graph of ``x``'s signature, captured on first use; ``fn`` itself
+        where :meth:`applies` is false or the cache is full."""
+        if not self.applies(owner, x):
+            return fn(x)
+        autocast_dtype = _autocast_dtype(x.device.type)
+        key = (tuple(x.shape), x.dtype, x.device, autocast_dtype)
+        graphed = self._graphs.get(key)
+        if graphed is None:
+            if len(self._graphs) >= self.max_graphs:
+                if not self._warned_full:
+                    warnings.warn(f'{type(owner).__name__}: cuda_graph holds {self.max_graphs} input shapes '
+                                  f'already; {tuple(x.shape)} and later new shapes run without a graph (slower). '
+                                  f'Pad batches to fixed sizes (e.g. mmdet BatchFixedSizePad) or raise the limit.',
+                                  RuntimeWarning, stacklevel=3)
+                    self._warned_full = True
+                return fn(x)
+            graphed = self._graphs[key] = self._capture(owner, fn, x, autocast_dtype)
+        return graphed(x)
+
+    def _capture(self, owner: nn.Module, fn: Callable, x: torch.Tensor, autocast_dtype) -> Callable:
+        # make_graphed_callables refuses autocast's weight-cast cache (the cached casts would be
+        # freed outside the graph's memory pool): capture under the same autocast without it
+        context = (torch.autocast(x.device.type, dtype=autocast_dtype, cache_enabled=False)
+                   if autocast_dtype is not None else contextlib.nullcontext())
+        with context:
+            return torch.cuda.make_graphed_callables(
+                _Step(owner, fn), (x.detach().clone(),), num_warmup_iters=self.num_warmup_iters,
+                allow_unused_input=True)

@@ -1,0 +1,122 @@
+"""``MobileMamba(cuda_graph=True)``: the training step replayed as CUDA graphs equals the eager one.
+
+Off CUDA the option changes nothing (checked here on the CPU); the graph tests need a GPU.
+"""
+import copy
+import pickle
+
+import pytest
+import torch
+
+from mmmobilemamba.models.backbones import MobileMamba
+from mmmobilemamba.models.layers.cuda_graph import CudaGraphCache
+
+from _random_weights import BF16, GPU_FP32, randomize_norms_and_scales, relative_error
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+
+
+def _pair(norm_eval=True, **kwargs):
+    """(eager, graphed) T2 backbones with the same randomised weights, in training mode."""
+    eager = randomize_norms_and_scales(MobileMamba('T2', norm_eval=norm_eval, check_finite=False, **kwargs))
+    graphed = MobileMamba('T2', norm_eval=norm_eval, check_finite=False, cuda_graph=True, **kwargs)
+    graphed.load_state_dict(eager.state_dict())
+    return eager.train(), graphed.train()
+
+
+def _step(model, x, autocast_dtype=None):
+    """Outputs and parameter gradients of one forward + backward."""
+    model.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        outs = model(x)
+    sum((o.float() * torch.linspace(-1, 1, o.shape[1], device=o.device)[:, None, None]).square().mean()
+        for o in outs).backward()
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    return [o.detach().clone() for o in outs], grads
+
+
+def _assert_close(got, expected, tolerance):
+    (outs_got, grads_got), (outs_expected, grads_expected) = got, expected
+    for a, b in zip(outs_got, outs_expected):
+        assert relative_error(a, b) <= tolerance
+    assert grads_got.keys() == grads_expected.keys() and grads_expected
+    errors = {name: relative_error(grads_got[name], grads_expected[name]) for name in grads_expected
+              if grads_expected[name].abs().max() > 0}
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= tolerance, (worst, errors[worst])
+
+
+def test_cuda_graph_with_checkpointing_is_refused():
+    with pytest.raises(ValueError, match='with_cp'):
+        MobileMamba('T2', cuda_graph=True, with_cp=True)
+
+
+def test_cache_size_must_be_positive():
+    with pytest.raises(ValueError, match='max_graphs'):
+        CudaGraphCache(max_graphs=0)
+
+
+def test_off_cuda_the_option_runs_eagerly():
+    eager, graphed = _pair()
+    x = torch.randn(2, 3, 128, 160)
+    _assert_close(_step(graphed, x), _step(eager, x), 1e-6)
+    assert len(graphed._graphs) == 0
+
+
+def test_copies_and_pickles_start_without_graphs():
+    cache = CudaGraphCache(max_graphs=3)
+    cache._graphs[('key',)] = object()
+    for clone in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):
+        assert len(clone) == 0 and clone.max_graphs == 3
+    assert len(cache) == 1
+
+
+@requires_cuda
+@pytest.mark.parametrize('norm_eval', [True, False])
+def test_graphed_training_steps_equal_eager(norm_eval, tf32):
+    """Three steps with an optimizer in between: replays read the updated weights and new inputs."""
+    tf32(False)
+    eager, graphed = (m.cuda() for m in _pair(norm_eval))
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.05) for m in (eager, graphed)]
+    for step in range(3):
+        x = torch.randn(2, 3, 160, 224, device='cuda', generator=torch.Generator('cuda').manual_seed(step))
+        expected, got = _step(eager, x), _step(graphed, x)
+        _assert_close(got, expected, GPU_FP32)
+        for optimizer in optimizers:
+            optimizer.step()
+    assert len(graphed._graphs) == 1
+
+
+@requires_cuda
+def test_graphed_bf16_autocast_step_equals_eager():
+    eager, graphed = (m.cuda() for m in _pair())
+    x = torch.randn(2, 3, 160, 224, device='cuda')
+    for _ in range(2):
+        _assert_close(_step(graphed, x, torch.bfloat16), _step(eager, x, torch.bfloat16), BF16)
+    assert len(graphed._graphs) == 1
+
+
+@requires_cuda
+def test_shapes_past_the_limit_run_eagerly(tf32):
+    tf32(False)
+    eager, graphed = (m.cuda() for m in _pair(cuda_graph_max_shapes=1))
+    first, second = (torch.randn(2, 3, h, 192, device='cuda') for h in (128, 192))
+    _step(graphed, first)
+    with pytest.warns(RuntimeWarning, match='BatchFixedSizePad'):
+        got = _step(graphed, second)
+    _assert_close(got, _step(eager, second), GPU_FP32)
+    assert len(graphed._graphs) == 1
+
+
+@requires_cuda
+def test_moving_the_module_drops_its_graphs():
+    _, graphed = _pair()
+    graphed.cuda()
+    _step(graphed, torch.randn(2, 3, 128, 128, device='cuda'))
+    assert len(graphed._graphs) == 1
+    graphed.to(torch.float32)
+    assert len(graphed._graphs) == 0
+    graphed.eval()
+    with torch.no_grad():
+        graphed(torch.randn(1, 3, 128, 128, device='cuda'))  # inference: never captured
+    assert len(graphed._graphs) == 0
