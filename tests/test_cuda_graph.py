@@ -2,6 +2,7 @@
 
 Off CUDA the option changes nothing (checked here on the CPU); the graph tests need a GPU.
 """
+import contextlib
 import copy
 import pickle
 
@@ -120,3 +121,24 @@ def test_moving_the_module_drops_its_graphs():
     with torch.no_grad():
         graphed(torch.randn(1, 3, 128, 128, device='cuda'))  # inference: never captured
     assert len(graphed._graphs) == 0
+
+
+@requires_cuda
+def test_accumulated_gradients_add_up(tf32):
+    """Two backwards before one step: the second runs eagerly and the sums equal eager training's."""
+    tf32(False)
+    eager, graphed = (m.cuda() for m in _pair())
+    xs = [torch.randn(2, 3, 128, 160, device='cuda') for _ in range(2)]
+    grads = []
+    for model in (eager, graphed):
+        model.zero_grad(set_to_none=True)
+        warns = pytest.warns(RuntimeWarning, match='accumulation') if model is graphed else contextlib.nullcontext()
+        with warns:
+            for x in xs:
+                sum(o.square().mean() for o in model(x)).backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    expected, got = grads
+    assert got.keys() == expected.keys()
+    for name in expected:
+        if expected[name].abs().max() > 0:
+            assert relative_error(got[name], expected[name]) <= GPU_FP32, name

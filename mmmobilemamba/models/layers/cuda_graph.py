@@ -10,6 +10,9 @@ Rules of graph replay that callers inherit:
 
 * the graph's outputs are static tensors, overwritten by the next replay: run one forward per
   backward (the usual training step; not two forwards of the same module before one backward);
+* a replayed backward hands each parameter its gradient in a buffer of the graph, which the next
+  replay overwrites: a step whose parameters already hold gradients (gradient accumulation, or
+  ``zero_grad(set_to_none=False)``) runs eagerly (one warning) so that they add up correctly;
 * the parameters must stay where they are (an optimizer updating them in place is fine; moving
   the module to another device or dtype clears the cache, see :meth:`CudaGraphCache.clear`);
 * each captured signature keeps its own activation memory, so the cache holds at most
@@ -61,6 +64,7 @@ class CudaGraphCache:
         self.num_warmup_iters = num_warmup_iters
         self._graphs: Dict[Tuple, Callable] = {}
         self._warned_full = False
+        self._warned_grads = False
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -69,7 +73,7 @@ class CudaGraphCache:
         return CudaGraphCache(self.max_graphs, self.num_warmup_iters)
 
     def __getstate__(self):  # graphs are device state: a pickled module captures again where it runs
-        return {**self.__dict__, '_graphs': {}, '_warned_full': False}
+        return {**self.__dict__, '_graphs': {}, '_warned_full': False, '_warned_grads': False}
 
     def clear(self):
         """Drop every captured graph (and its memory); the next call captures again."""
@@ -84,6 +88,13 @@ class CudaGraphCache:
         """``fn(x)`` through the graph of ``x``'s signature, captured on first use; ``fn`` itself
         where :meth:`applies` is false or the cache is full."""
         if not self.applies(owner, x):
+            return fn(x)
+        if any(p.grad is not None for p in owner.parameters()):
+            if not self._warned_grads:
+                warnings.warn(f'{type(owner).__name__}: cuda_graph runs steps eagerly while parameters hold '
+                              f'gradients from an earlier backward (gradient accumulation, or zero_grad with '
+                              f'set_to_none=False): replays would overwrite them', RuntimeWarning, stacklevel=3)
+                self._warned_grads = True
             return fn(x)
         autocast_dtype = _autocast_dtype(x.device.type)
         key = (tuple(x.shape), x.dtype, x.device, autocast_dtype)
