@@ -21,7 +21,7 @@ from typing import Callable, Tuple
 import torch
 
 from .benchmark_train import LEVERS, _failure
-from .timing import autocast, kernel_ms, median_wall_ms, peak_mib, reset_peak, synchronize, table
+from .timing import autocast, kernel_ms, median_wall_ms, peak_mib, profile_cuda, reset_peak, synchronize, table
 
 __all__ = ['build_release_trunk', 'cub13_compatible', 'load_release_kernel', 'section_trunk']
 
@@ -166,15 +166,8 @@ def measure_trunk(trunk, x, precision, device, args) -> Tuple[float, float, floa
 
 def kernel_profile(trunk, x, precision, device, steps: int = 3, top: int = 12) -> str:
     """torch.profiler's table of the ``top`` CUDA kernels by total GPU time over ``steps`` steps."""
-    from torch.profiler import ProfilerActivity, profile
-    step = train_step_fn(trunk, x, precision, device)
-    step()
-    synchronize(device)
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step()
-        synchronize(device)
-    return prof.key_averages().table(sort_by='self_device_time_total', row_limit=top, max_name_column_width=70)
+    averages = profile_cuda(train_step_fn(trunk, x, precision, device), device, steps)
+    return averages.table(sort_by='self_device_time_total', row_limit=top, max_name_column_width=70)
 
 
 def section_trunk(args, device) -> str:

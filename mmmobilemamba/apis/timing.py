@@ -11,7 +11,8 @@ from typing import Callable, List
 import torch
 
 __all__ = ['PRECISIONS', 'autocast', 'synchronize', 'reset_peak', 'peak_mib', 'median_event_ms',
-           'median_wall_ms', 'time_behind_sleep', 'queued_gpu_ms', 'kernel_ms', 'fmt', 'table']
+           'median_wall_ms', 'time_behind_sleep', 'queued_gpu_ms', 'profile_cuda', 'kernel_ms', 'fmt',
+           'table']
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}  # name -> autocast dtype
 
@@ -104,13 +105,9 @@ def queued_gpu_ms(fn: Callable, device: torch.device, iters: int, host_ms: float
     return statistics.median(time_behind_sleep(fn, device, iters, cycles) for _ in range(repeats))
 
 
-def kernel_ms(fn: Callable, device: torch.device, steps: int = 3) -> float:
-    """GPU ms per ``fn()``: the summed durations of the kernels and copies it runs (torch.profiler,
-    i.e. CUPTI), over ``steps`` calls after one unprofiled call. Host launch gaps do not count, however
-    many kernels a call launches; kernels replayed from a CUDA graph count like launched ones. NaN
-    off CUDA."""
-    if device.type != 'cuda':
-        return float('nan')
+def profile_cuda(fn: Callable, device: torch.device, steps: int = 3):
+    """torch.profiler's per-kernel averages (CUDA activity only) of ``steps`` calls of ``fn()``,
+    after one unprofiled call."""
     from torch.profiler import ProfilerActivity, profile
     fn()
     synchronize(device)
@@ -118,7 +115,17 @@ def kernel_ms(fn: Callable, device: torch.device, steps: int = 3) -> float:
         for _ in range(steps):
             fn()
         synchronize(device)
-    device_events = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return prof.key_averages()
+
+
+def kernel_ms(fn: Callable, device: torch.device, steps: int = 3) -> float:
+    """GPU ms per ``fn()``: the summed durations of the kernels and copies it runs (torch.profiler,
+    i.e. CUPTI), over ``steps`` calls after one unprofiled call. Host launch gaps do not count, however
+    many kernels a call launches; kernels replayed from a CUDA graph count like launched ones. NaN
+    off CUDA."""
+    if device.type != 'cuda':
+        return float('nan')
+    device_events = [e for e in profile_cuda(fn, device, steps) if e.device_type == torch.autograd.DeviceType.CUDA]
     return sum(e.self_device_time_total for e in device_events) / 1e3 / steps
 
 

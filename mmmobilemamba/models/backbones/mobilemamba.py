@@ -282,7 +282,7 @@ class MobileMamba(BaseModule):
 
     def forward(self, x: torch.Tensor) -> tuple:
         self._check_input(x)
-        if self.cuda_graph and not self.with_cp and self._graphs.applies(self, x):
+        if self.cuda_graph and not self.with_cp:  # the cache runs eagerly where no graph applies
             return self._graphs(self, self._forward_stages, x)
         return self._forward_stages(x)
 

@@ -79,15 +79,10 @@ class CudaGraphCache:
         """Drop every captured graph (and its memory); the next call captures again."""
         self._graphs.clear()
 
-    @staticmethod
-    def applies(owner: nn.Module, x: torch.Tensor) -> bool:
-        """Whether a call would replay a graph: a CUDA input, ``owner`` training, gradients on."""
-        return x.is_cuda and owner.training and torch.is_grad_enabled()
-
     def __call__(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
         """``fn(x)`` through the graph of ``x``'s signature, captured on first use; ``fn`` itself
-        where :meth:`applies` is false or the cache is full."""
-        if not self.applies(owner, x):
+        off CUDA, outside training (``owner`` in eval mode or gradients off), or when the cache is full."""
+        if not (x.is_cuda and owner.training and torch.is_grad_enabled()):
             return fn(x)
         if any(p.grad is not None for p in owner.parameters()):
             if not self._warned_grads:
