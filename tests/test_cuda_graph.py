@@ -36,13 +36,21 @@ def _step(model, x, autocast_dtype=None):
     return [o.detach().clone() for o in outs], grads
 
 
+def _comparable(grads: dict) -> list:
+    """Names of the gradients above float noise. In training mode the bias of a BatchNorm whose
+    every path to the loss passes through another training-mode BatchNorm (the layers before a
+    PatchMerging) has gradient 0 analytically: a constant shift is normalised away. Its computed
+    value is rounding noise (about 1e-9 of the largest gradient), unequal between any two forms."""
+    scale = max(g.abs().max() for g in grads.values())
+    return [name for name, g in grads.items() if g.abs().max() > 1e-7 * scale]
+
+
 def _assert_close(got, expected, tolerance):
     (outs_got, grads_got), (outs_expected, grads_expected) = got, expected
     for a, b in zip(outs_got, outs_expected):
         assert relative_error(a, b) <= tolerance
     assert grads_got.keys() == grads_expected.keys() and grads_expected
-    errors = {name: relative_error(grads_got[name], grads_expected[name]) for name in grads_expected
-              if grads_expected[name].abs().max() > 0}
+    errors = {name: relative_error(grads_got[name], grads_expected[name]) for name in _comparable(grads_expected)}
     worst = max(errors, key=errors.get)
     assert errors[worst] <= tolerance, (worst, errors[worst])
 
@@ -103,7 +111,7 @@ def test_shapes_past_the_limit_run_eagerly(tf32):
     eager, graphed = (m.cuda() for m in _pair(cuda_graph_max_shapes=1))
     first, second = (torch.randn(2, 3, h, 192, device='cuda') for h in (128, 192))
     _step(graphed, first)
-    with pytest.warns(RuntimeWarning, match='BatchFixedSizePad'):
+    with pytest.warns(RuntimeWarning, match='BatchBucketPad'):
         got = _step(graphed, second)
     _assert_close(got, _step(eager, second), GPU_FP32)
     assert len(graphed._graphs) == 1
@@ -139,6 +147,5 @@ def test_accumulated_gradients_add_up(tf32):
         grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
     expected, got = grads
     assert got.keys() == expected.keys()
-    for name in expected:
-        if expected[name].abs().max() > 0:
-            assert relative_error(got[name], expected[name]) <= GPU_FP32, name
+    for name in _comparable(expected):
+        assert relative_error(got[name], expected[name]) <= GPU_FP32, name

@@ -42,6 +42,8 @@ _MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 _PSPNET_R50 = 'mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py'
 MODEL_SPECS = {
     'retinanet-S6': ('configs/det/retinanet_mobilemamba_s6.py', 'det', 2, (800, 1333), {}),
+    # the same model, its backbone steps replayed as CUDA graphs, batches padded to two sizes
+    'retinanet-S6-cuda-graph': ('configs/det/retinanet_mobilemamba_s6_cuda-graph.py', 'det', 2, (800, 1333), {}),
     'retinanet-B1': ('configs/det/retinanet_mobilemamba_b1.py', 'det', 2, (800, 1333), {}),
     'retinanet-R18': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
     'retinanet-R50': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),

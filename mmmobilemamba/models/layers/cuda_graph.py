@@ -16,8 +16,9 @@ Rules of graph replay that callers inherit:
 * the parameters must stay where they are (an optimizer updating them in place is fine; moving
   the module to another device or dtype clears the cache, see :meth:`CudaGraphCache.clear`);
 * each captured signature keeps its own activation memory, so the cache holds at most
-  ``max_graphs`` signatures and runs later ones eagerly (one warning); pad batches to fixed sizes
-  (mmdet's ``BatchFixedSizePad``, segmentation crops) to keep to a few;
+  ``max_graphs`` signatures and runs later ones eagerly (one warning); pad batches to a few fixed
+  sizes (``BatchBucketPad`` for detection, as in ``configs/det/*_cuda-graph.py``; segmentation
+  crops are fixed already);
 * capturing runs the step ``num_warmup_iters`` + 1 times without touching ``.grad``; BatchNorm
   layers in training mode update their running statistics in those runs too.
 """
@@ -99,7 +100,8 @@ class CudaGraphCache:
                 if not self._warned_full:
                     warnings.warn(f'{type(owner).__name__}: cuda_graph holds {self.max_graphs} input shapes '
                                   f'already; {tuple(x.shape)} and later new shapes run without a graph (slower). '
-                                  f'Pad batches to fixed sizes (e.g. mmdet BatchFixedSizePad) or raise the limit.',
+                                  f'Pad batches to a few fixed sizes (BatchBucketPad, see '
+                                  f'configs/det/retinanet_mobilemamba_s6_cuda-graph.py) or raise the limit.',
                                   RuntimeWarning, stacklevel=3)
                     self._warned_full = True
                 return fn(x)
