@@ -25,6 +25,19 @@ def test_toy_size_zero_keeps_the_config_sizes(rs, monkeypatch):
         assert cfg.train_cfg.max_iters == 5 and cfg.train_dataloader.batch_size == 2  # the rest of --toy
 
 
+def test_toy_sizes_keep_bucket_padding_holding_every_batch(rs, monkeypatch):
+    """The cuda-graph config's bucket sizes shrink with the images and stay multiples of the pad
+    divisor at least as large as the padded resize scale, so every toy batch fits one bucket."""
+    monkeypatch.chdir(ROOT)
+    cfg = rs.load_config('configs/det/retinanet_mobilemamba_s6_cuda-graph.py')
+    rs.apply_toy(cfg, 'det', iters=5, size=160, log=lambda *_: None)
+    divisor = cfg.model.data_preprocessor.pad_size_divisor
+    long_side, short_side = next(t['scale'] for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'Resize')
+    padded = [-(-v // divisor) * divisor for v in (short_side, long_side)]
+    sizes = cfg.model.data_preprocessor.batch_augments[0]['sizes']
+    assert sorted(sizes) == sorted([tuple(padded), tuple(padded[::-1])]), (sizes, padded)
+
+
 @pytest.fixture(scope='module')
 def realistic(tmp_path_factory):
     out = tmp_path_factory.mktemp('realistic')

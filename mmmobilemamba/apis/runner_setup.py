@@ -167,9 +167,13 @@ def scale_images(cfg, f):
     pre = model.get('data_preprocessor') or {}
     if pre.get('size'):
         pre['size'] = _scaled(pre['size'], f)
+    divisor = pre.get('pad_size_divisor') or 1
     for aug in pre.get('batch_augments') or []:
         if isinstance(aug, dict) and aug.get('size'):
             aug['size'] = _scaled(aug['size'], f)
+        if isinstance(aug, dict) and aug.get('sizes'):  # BatchBucketPad: a size padded to the divisor still
+            aug['sizes'] = [tuple(-(-v // divisor) * divisor for v in _scaled(size, f))  # holds its batches
+                            for size in aug['sizes']]
     test_cfg = model.get('test_cfg') or {}
     if isinstance(test_cfg, dict) and test_cfg.get('mode') == 'slide':
         for k in ('crop_size', 'stride'):
@@ -184,7 +188,7 @@ def apply_toy(cfg, task, iters=TOY_ITERS, size=TOY_SIZE, data_root=None, trainin
 
     1. data root -> data/toy/coco/ or data/toy/ade/ADEChallengeData2016 (or ``data_root``);
     2. image sizes x f, f = size / (short side of the test Resize scale): every Resize /
-       RandomResize scale, crop size, Pad size, the preprocessor's fixed size, slide window
+       RandomResize scale, crop size, Pad size, the preprocessor's fixed and bucket sizes, slide window
        (``size=0`` keeps the config's sizes, e.g. on a GPU);
     3. schedule: IterBasedTrainLoop of ``iters`` iterations (InfiniteSampler), validation and a
        checkpoint at the end, lr warm-up (LinearLR from 0.1x) over the first half, then constant;
