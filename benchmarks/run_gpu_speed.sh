@@ -24,7 +24,7 @@ if [ "$part" = train-seg ] || [ "$part" = train ] || [ "$part" = all ]; then
         --out "$dir/train_speed_train_seg.md"
 fi
 if [ "$part" = train-det ] || [ "$part" = train ] || [ "$part" = all ]; then
-  bench --models retinanet-S6 retinanet-R18 retinanet-R50 retinanet-B1 mask-rcnn-S6 mask-rcnn-R50 \
+  bench --models retinanet-S6 retinanet-S6-cuda-graph retinanet-R18 retinanet-R50 retinanet-B1 mask-rcnn-S6 mask-rcnn-R50 \
         --out "$dir/train_speed_train_det.md"
 fi
 if [ "$part" = levers ] || [ "$part" = all ]; then

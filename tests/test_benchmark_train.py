@@ -22,7 +22,7 @@ def test_train_inference_lever_and_trunk_tables_on_cpu():
     assert [row.split('|')[3].strip() for row in lever_rows] == ['none', 'conv-proj+no-finite-check']
     assert not any('failed' in row for row in lever_rows), lever_rows
     trunk = _rows(text, '64x96, 1')
-    assert [row.split('|')[3].strip() for row in trunk] == ['ours', 'ours, cuda_graph=True', 'ours + conv-proj']
+    assert [row.split('|')[3].strip() for row in trunk] == ['ours', 'ours + conv-proj']
     assert 'data loading excluded' in text
 
 

@@ -196,12 +196,14 @@ def test_get_flops_on_configs(path, shape, expect, capsys):
                                   'configs/seg/pspnet_mobilemamba_s6_512x512_80k_ade20k.py',
                                   'configs/seg/fpn_mobilemamba_b4_512x512_160k_ade20k.py'])
 def test_release_recipe_steps_a_fused_adamw(path):
-    """The release's AdamW recipe builds torch's fused AdamW; one clipped step moves the weights."""
+    """The release's AdamW recipe builds torch's fused AdamW over merged parameter groups; one
+    clipped step moves the weights."""
     from mmengine.optim import build_optim_wrapper
     cfg = load(path)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     assert isinstance(wrapper.optimizer, torch.optim.AdamW) and wrapper.optimizer.defaults['fused'] is True
+    assert len(wrapper.optimizer.param_groups) == 1  # one group per distinct setting (MergedGroups...)
     before = model[0].weight.detach().clone()
     wrapper.update_params(model(torch.randn(2, 3, 8, 8)).square().mean())
     assert not torch.equal(model[0].weight, before)

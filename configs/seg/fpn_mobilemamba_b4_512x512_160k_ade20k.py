@@ -29,6 +29,7 @@ default_hooks = dict(checkpoint=dict(interval=16000))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
+    constructor='MergedGroupsOptimWrapperConstructor',  # as in _base_/schedules/seg_adamw_80k.py
     optimizer=dict(type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05,
                    fused=True),  # as in _base_/schedules/seg_adamw_80k.py
     paramwise_cfg=dict(custom_keys={
