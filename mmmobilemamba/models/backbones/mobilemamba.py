@@ -60,8 +60,9 @@ class MobileMamba(BaseModule):
         cuda_graph: in training on CUDA, replay forward and backward as CUDA graphs, captured once
             per input shape (:class:`~mmmobilemamba.models.layers.cuda_graph.CudaGraphCache`): one
             launch instead of over a thousand small kernels, for launch-bound steps (detection
-            batches of 2-4). Needs one backbone forward per backward and fixed input shapes (pad
-            batches to fixed sizes); not with ``with_cp``.
+            batches of 2-4). Needs one backbone forward per backward, few input shapes (pad
+            batches to fixed sizes: ``BatchBucketPad``) and ``norm_eval=True`` (steps with
+            BatchNorm in training mode run eagerly); not with ``with_cp``.
         cuda_graph_max_shapes: most input shapes captured (each keeps its activation memory);
             batches of other shapes run eagerly.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
