@@ -44,6 +44,8 @@ MODEL_SPECS = {
     'retinanet-S6': ('configs/det/retinanet_mobilemamba_s6.py', 'det', 2, (800, 1333), {}),
     # the same model, its backbone steps replayed as CUDA graphs, batches padded to two sizes
     'retinanet-S6-cuda-graph': ('configs/det/retinanet_mobilemamba_s6_cuda-graph.py', 'det', 2, (800, 1333), {}),
+    # the same model, its backbone's training steps through torch.compile(mode='reduce-overhead')
+    'retinanet-S6-compiled': ('configs/det/retinanet_mobilemamba_s6_compiled.py', 'det', 2, (800, 1333), {}),
     'retinanet-B1': ('configs/det/retinanet_mobilemamba_b1.py', 'det', 2, (800, 1333), {}),
     'retinanet-R18': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
     'retinanet-R50': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
@@ -166,7 +168,12 @@ def _apply_channels_last(model, precision, data):
 
 
 def _apply_compile(model, precision, data):
-    model.backbone = torch.compile(model.backbone)
+    # static shapes: a second input size compiles its own graph instead of a dynamic-shape one
+    model.backbone = torch.compile(model.backbone, dynamic=False)
+
+
+def _apply_compile_graphs(model, precision, data):
+    model.backbone = torch.compile(model.backbone, dynamic=False, mode='reduce-overhead')
 
 
 def _apply_no_finite_check(model, precision, data):
@@ -231,11 +238,20 @@ LEVERS: Dict[str, tuple] = {
                   None, lambda: _env('MMMOBILEMAMBA_SS2D_CONV_PROJ', '1')),
     'channels-last': ('backbone weights and input in channels-last format', _apply_channels_last, None),
     'no-finite-check': ('backbone check_finite=False (no host sync per forward)', _apply_no_finite_check, None),
-    'compile': ('torch.compile(backbone) (inductor, default mode)', _apply_compile, None),
+    'compile': ('torch.compile(backbone) (inductor, default mode, static shapes; the trunk rows: '
+                'MobileMamba(compile=True))', _apply_compile, None),
+    'compile-graphs': ('torch.compile(backbone, mode="reduce-overhead") (inductor kernels replayed as CUDA '
+                       'graphs, static shapes; the trunk rows: MobileMamba(compile=dict(mode="reduce-overhead")))',
+                       _apply_compile_graphs, None),
     'cuda-graph': ('backbone forward and backward replayed as CUDA graphs (MobileMamba cuda_graph=True, '
                    'no finite check; other backbones through the same graph cache)',
                    _apply_cuda_graph, None),
 }
+
+
+# levers that apply to a bare backbone (the others change a detector or graph MobileMamba's steps,
+# which the trunk benchmark does not compare: see benchmark_trunk)
+TRUNK_LEVERS = ('tf32', 'conv-proj', 'channels-last', 'compile', 'compile-graphs')
 
 
 # ------------------------------------------------------------------------------------- sections
@@ -421,7 +437,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument('--trunk-shapes', nargs='+', default=None, metavar='BxHxW',
                         help='trunk shapes (default 128x224x224 4x768x1280 on CUDA, 2x64x64 on CPU)')
     parser.add_argument('--trunk-precisions', nargs='+', choices=['fp32', 'bf16', 'fp16'])
-    parser.add_argument('--trunk-levers', nargs='*', default=[], choices=['tf32', 'conv-proj'],
+    parser.add_argument('--trunk-levers', nargs='*', default=[], choices=TRUNK_LEVERS,
                         help='extra rows: our trunk with each of these levers')
     parser.add_argument('--trunk-profile', action='store_true',
                         help='also print the top CUDA kernels of each trunk (last shape, fp32, 3 steps)')

@@ -14,9 +14,11 @@ nvcc; the sources are copied and the two CUB helpers that CUDA 13 removed are wr
 the user's tree is not changed). Nothing of the release is part of this package.
 """
 import contextlib
+import copy
 import os
 import shutil
 import sys
+import types
 from typing import Callable, Tuple
 
 import torch
@@ -171,6 +173,29 @@ def kernel_profile(trunk, x, precision, device, steps: int = 3, top: int = 12) -
     return averages.table(sort_by='self_device_time_total', row_limit=top, max_name_column_width=70)
 
 
+# the compile levers as MobileMamba's own option (compiled training steps, what the configs use)
+_COMPILE_OPTIONS = {'compile': True, 'compile-graphs': dict(mode='reduce-overhead')}
+
+
+def lever_variant(ours: torch.nn.Module, lever: str) -> Tuple[str, torch.nn.Module, Callable]:
+    """(row label, trunk, context factory) of our trunk with ``lever``: a context lever runs ``ours``
+    inside its context; compile levers build the same trunk with MobileMamba's ``compile`` option and
+    ``ours``'s weights; channels-last transforms a copy of ``ours``."""
+    _, transform, context = LEVERS[lever]
+    trunk = ours
+    if lever in _COMPILE_OPTIONS:
+        from mmmobilemamba import MobileMamba
+        trunk = MobileMamba(arch=ours.arch, out_indices=ours.out_indices, check_finite=False,
+                            compile=_COMPILE_OPTIONS[lever])
+        trunk.load_state_dict(ours.state_dict())
+        trunk.to(next(ours.parameters()).device)
+    elif transform is not None:
+        holder = types.SimpleNamespace(backbone=copy.deepcopy(ours))
+        transform(holder, None, None)
+        trunk = holder.backbone
+    return f'ours + {lever}', trunk, context or contextlib.nullcontext
+
+
 def section_trunk(args, device) -> str:
     from mmmobilemamba import MobileMamba
     torch.backends.cudnn.benchmark = device.type == 'cuda'  # fixed shapes: autotuned convolutions
@@ -178,7 +203,7 @@ def section_trunk(args, device) -> str:
     # no finite-input check: it synchronises the host once per forward, and the release has none
     ours = MobileMamba(arch='S6', out_indices=(0, 1, 2), check_finite=False).to(device)
     variants = [('ours', ours, contextlib.nullcontext)]
-    variants += [(f'ours + {lever}', ours, LEVERS[lever][2]) for lever in args.trunk_levers]
+    variants += [lever_variant(ours, lever) for lever in args.trunk_levers]
     if args.release_repo:
         try:
             variants.append(('release', build_release_trunk(args.release_repo).to(device), contextlib.nullcontext))

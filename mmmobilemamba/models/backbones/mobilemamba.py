@@ -24,6 +24,7 @@ from mmmobilemamba.registry import MODELS
 
 from ..layers.block import MobileMambaBlock, PatchMerging, local_refinement
 from ..layers.conv_bn import ConvBN, fuse_modules
+from ..layers.compiled_training import CompiledTraining, compile_options
 from ..layers.cuda_graph import CudaGraphCache
 from ..layers.inference_convs import convert_for_inference
 
@@ -60,11 +61,17 @@ class MobileMamba(BaseModule):
         cuda_graph: in training on CUDA, replay forward and backward as CUDA graphs, captured once
             per input shape (:class:`~mmmobilemamba.models.layers.cuda_graph.CudaGraphCache`): one
             launch instead of over a thousand small kernels, for launch-bound steps (detection
-            batches of 2-4). Needs one backbone forward per backward, few input shapes (pad
-            batches to fixed sizes: ``BatchBucketPad``) and ``norm_eval=True`` (steps with
-            BatchNorm in training mode run eagerly); not with ``with_cp``.
+            batches of 2-4). Needs one backbone forward per backward and few input shapes (pad
+            batches to fixed sizes: ``BatchBucketPad``); not with ``with_cp`` or ``compile``.
         cuda_graph_max_shapes: most input shapes captured (each keeps its activation memory);
             batches of other shapes run eagerly.
+        compile: in training on CUDA, run the stages through ``torch.compile``
+            (:class:`~mmmobilemamba.models.layers.compiled_training.CompiledTraining`): inductor fuses
+            BatchNorm, activations and residual additions into few kernels (less GPU time than
+            eager or ``cuda_graph``). True for inductor's defaults or a dict of ``torch.compile``
+            arguments, e.g. ``dict(mode='reduce-overhead')`` to also replay the kernels as CUDA
+            graphs; shapes are static unless the dict sets ``dynamic``. Each input shape compiles
+            once (minutes): pad batches to fixed sizes. Not with ``with_cp`` or ``cuda_graph``.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             converted ImageNet weights strictly, with ``torch.load(weights_only=True)``; add
             ``trusted=True`` only for a file you trust that holds more than weights (see
@@ -92,7 +99,7 @@ class MobileMamba(BaseModule):
                  norm_eval: bool = False, with_cp: bool = False, drop_path_rate: float = None,
                  global_mixer: str = 'bimamba', local_kernel_sizes=None, check_finite: bool = True,
                  scan_backend: str = 'auto', cuda_graph: bool = False, cuda_graph_max_shapes: int = 4,
-                 init_cfg: dict = None):
+                 compile: Union[bool, dict] = False, init_cfg: dict = None):
         super().__init__(init_cfg=init_cfg)
         self.arch = self._resolve_arch(arch)
         self.in_channels = in_channels
@@ -107,8 +114,14 @@ class MobileMamba(BaseModule):
         if cuda_graph and with_cp:
             raise ValueError('cuda_graph=True and with_cp=True do not combine: a graph replays the whole step, '
                              'so it cannot recompute activations per block; choose one')
+        options = compile_options(compile)
+        if options is not None and (cuda_graph or with_cp):
+            raise ValueError('compile does not combine with cuda_graph or with_cp: for compiled kernels replayed '
+                             'as CUDA graphs use compile=dict(mode="reduce-overhead"); with_cp recomputes '
+                             'blocks outside the compiled graph')
         self.cuda_graph = cuda_graph
         self._graphs = CudaGraphCache(max_graphs=cuda_graph_max_shapes)
+        self._compiled = CompiledTraining(options) if options is not None else None
         self.scan_backend = self._check_scan_backend(scan_backend)
         self.deploy = False
 
@@ -283,6 +296,8 @@ class MobileMamba(BaseModule):
 
     def forward(self, x: torch.Tensor) -> tuple:
         self._check_input(x)
+        if self._compiled is not None:  # compiled for CUDA training steps only
+            return self._compiled(self, self._forward_stages, x)
         if self.cuda_graph and not self.with_cp:  # the cache runs eagerly where no graph applies
             return self._graphs(self, self._forward_stages, x)
         return self._forward_stages(x)

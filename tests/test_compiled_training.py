@@ -1,0 +1,88 @@
+"""``MobileMamba(compile=...)``: CUDA training steps through ``torch.compile`` equal the eager ones.
+
+Off CUDA, in eval mode and without gradients the option changes nothing (checked on the CPU); the
+compiled comparison needs a GPU (and compiles a T2 forward + backward: about a minute).
+"""
+import copy
+import pickle
+
+import pytest
+import torch
+
+from mmmobilemamba.models.backbones import MobileMamba
+from mmmobilemamba.models.layers.compiled_training import CompiledTraining, compile_options
+
+from _random_weights import GPU_FP32, randomize_norms_and_scales, relative_error
+from test_cuda_graph import _assert_close, _step
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+
+
+def _pair(compile, norm_eval=False):
+    """(eager, compiled) T2 backbones with the same randomised weights, in training mode."""
+    eager = randomize_norms_and_scales(MobileMamba('T2', norm_eval=norm_eval, check_finite=False))
+    compiled = MobileMamba('T2', norm_eval=norm_eval, check_finite=False, compile=compile)
+    compiled.load_state_dict(eager.state_dict())
+    return eager.train(), compiled.train()
+
+
+@pytest.mark.parametrize('value, expected', [
+    (False, None), (None, None), (True, dict(dynamic=False)),
+    (dict(mode='reduce-overhead'), dict(dynamic=False, mode='reduce-overhead')),
+    (dict(dynamic=True), dict(dynamic=True))])
+def test_compile_options(value, expected):
+    assert compile_options(value) == expected
+
+
+def test_bad_compile_setting_is_named():
+    with pytest.raises(TypeError, match='compile must be a bool or a dict'):
+        MobileMamba('T2', compile='max-autotune')
+
+
+@pytest.mark.parametrize('other', [dict(cuda_graph=True), dict(with_cp=True)])
+def test_compile_with_graphs_or_checkpointing_is_refused(other):
+    with pytest.raises(ValueError, match='reduce-overhead'):
+        MobileMamba('T2', compile=True, **other)
+
+
+def test_off_cuda_the_option_runs_eagerly(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('torch.compile called for a CPU step')
+
+    monkeypatch.setattr(torch, 'compile', refuse)
+    eager, compiled = _pair(compile=True)
+    x = torch.randn(2, 3, 128, 160)
+    _assert_close(_step(compiled, x), _step(eager, x), 1e-6)
+    with torch.no_grad():
+        outs = compiled.eval()(x)
+    assert relative_error(outs[-1], eager.eval()(x)[-1]) <= 1e-6
+    assert compiled._compiled._compiled is None
+
+
+def test_copies_and_pickles_compile_their_own():
+    holder = CompiledTraining(dict(mode='reduce-overhead'))
+    holder._compiled = object()
+    for clone in (copy.deepcopy(holder), pickle.loads(pickle.dumps(holder))):
+        assert clone._compiled is None and clone.options == holder.options
+    model = MobileMamba('T2', compile=True)
+    model._compiled._compiled = object()
+    assert copy.deepcopy(model)._compiled._compiled is None
+
+
+@requires_cuda
+@pytest.mark.parametrize('norm_eval', [True, False], ids=['frozen-bn', 'training-bn'])
+def test_compiled_training_steps_equal_eager(tf32, norm_eval):
+    """Three steps of the configs' mode (compiled kernels replayed as CUDA graphs), each from the
+    eager model's weights copied in place: replays read the updated weights and new inputs."""
+    tf32(False)
+    eager, compiled = (m.cuda() for m in _pair(dict(mode='reduce-overhead'), norm_eval))
+    optimizer = torch.optim.SGD(eager.parameters(), lr=0.05)
+    for step in range(3):
+        with torch.no_grad():
+            for target, source in zip(compiled.parameters(), eager.parameters()):
+                target.copy_(source)
+        x = torch.randn(2, 3, 160, 224, device='cuda', generator=torch.Generator('cuda').manual_seed(step))
+        expected, got = _step(eager, x), _step(compiled, x)
+        _assert_close(got, expected, GPU_FP32)
+        optimizer.step()
+    assert compiled._compiled._compiled is not None
