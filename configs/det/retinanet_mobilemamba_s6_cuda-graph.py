@@ -2,8 +2,6 @@
 # graphs: the backbone launches over a thousand small kernels per step, which at 2 images per GPU
 # keeps the GPU waiting on the host. Each training batch is padded to one of two sizes (landscape or
 # portrait: mmdet's AspectRatioBatchSampler never mixes them), so two graphs cover the whole run.
-# Graphs need the backbone's BatchNorm in eval mode (norm_eval=True, inherited); a run from scratch
-# (--toy without pretrained weights sets norm_eval=False) trains eagerly, with one warning.
 # Same model and weights as retinanet_mobilemamba_s6.py; speed: benchmarks/train_speed_h200.md.
 #   python tools/train.py configs/det/retinanet_mobilemamba_s6_cuda-graph.py
 _base_ = './retinanet_mobilemamba_s6.py'
