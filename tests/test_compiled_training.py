@@ -1,7 +1,7 @@
 """``MobileMamba(compile=...)``: CUDA training steps through ``torch.compile`` equal the eager ones.
 
 Off CUDA, in eval mode and without gradients the option changes nothing (checked on the CPU); the
-compiled comparison needs a GPU (and compiles a T2 forward + backward: about a minute).
+compiled comparison needs a GPU (it compiles a T2 forward + backward once).
 """
 import copy
 import pickle
@@ -70,12 +70,12 @@ def test_copies_and_pickles_compile_their_own():
 
 
 @requires_cuda
-@pytest.mark.parametrize('norm_eval', [True, False], ids=['frozen-bn', 'training-bn'])
-def test_compiled_training_steps_equal_eager(tf32, norm_eval):
-    """Three steps of the configs' mode (compiled kernels replayed as CUDA graphs), each from the
-    eager model's weights copied in place: replays read the updated weights and new inputs."""
+def test_compiled_training_steps_equal_eager(tf32):
+    """Three steps of the configs' mode (compiled kernels replayed as CUDA graphs) with BatchNorm in
+    training mode (the case inductor rewrites most), each from the eager model's weights copied in
+    place: replays read the updated weights and new inputs."""
     tf32(False)
-    eager, compiled = (m.cuda() for m in _pair(dict(mode='reduce-overhead'), norm_eval))
+    eager, compiled = (m.cuda() for m in _pair(dict(mode='reduce-overhead'), norm_eval=False))
     optimizer = torch.optim.SGD(eager.parameters(), lr=0.05)
     for step in range(3):
         with torch.no_grad():

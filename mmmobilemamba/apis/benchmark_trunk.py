@@ -4,8 +4,8 @@ One step is forward + backward of the trunk in training mode (BatchNorm batch st
 gradients, no optimizer), under autocast for bf16/fp16. Reported per shape and precision: wall ms
 (synchronised per step), GPU ms (the summed durations of the step's kernels, so host launch gaps do
 not count), and peak memory. Ours runs with ``check_finite=False`` (that check synchronises the host
-once per forward; the release has none). ``cuda_graph=True`` is not compared here: it runs steps with
-BatchNorm in training mode eagerly (see ``models/layers/cuda_graph.py``). The
+once per forward; the release has none); the levers ``cuda-graph``, ``compile`` and ``compile-graphs``
+build it with MobileMamba's ``cuda_graph`` / ``compile`` options. The
 release is read from a local copy given by ``--release-repo``: its detection backbone
 (``downstream/det/backbones/mobilemamba.py``) or, without it, the classifier in
 ``model/mobilemamba/mobilemamba.py``. Its ``selective_scan_cuda_oflex`` kernel is imported when
@@ -173,20 +173,21 @@ def kernel_profile(trunk, x, precision, device, steps: int = 3, top: int = 12) -
     return averages.table(sort_by='self_device_time_total', row_limit=top, max_name_column_width=70)
 
 
-# the compile levers as MobileMamba's own option (compiled training steps, what the configs use)
-_COMPILE_OPTIONS = {'compile': True, 'compile-graphs': dict(mode='reduce-overhead')}
+# levers that are MobileMamba options (what the configs use)
+_OPTION_LEVERS = {'cuda-graph': dict(cuda_graph=True), 'compile': dict(compile=True),
+                  'compile-graphs': dict(compile=dict(mode='reduce-overhead'))}
 
 
 def lever_variant(ours: torch.nn.Module, lever: str) -> Tuple[str, torch.nn.Module, Callable]:
     """(row label, trunk, context factory) of our trunk with ``lever``: a context lever runs ``ours``
-    inside its context; compile levers build the same trunk with MobileMamba's ``compile`` option and
-    ``ours``'s weights; channels-last transforms a copy of ``ours``."""
+    inside its context; option levers build the same trunk with that MobileMamba option and ``ours``'s
+    weights; channels-last transforms a copy of ``ours``."""
     _, transform, context = LEVERS[lever]
     trunk = ours
-    if lever in _COMPILE_OPTIONS:
+    if lever in _OPTION_LEVERS:
         from mmmobilemamba import MobileMamba
         trunk = MobileMamba(arch=ours.arch, out_indices=ours.out_indices, check_finite=False,
-                            compile=_COMPILE_OPTIONS[lever])
+                            **_OPTION_LEVERS[lever])
         trunk.load_state_dict(ours.state_dict())
         trunk.to(next(ours.parameters()).device)
     elif transform is not None:
