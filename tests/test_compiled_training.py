@@ -37,6 +37,8 @@ def test_compile_options(value, expected):
 def test_bad_compile_setting_is_named():
     with pytest.raises(TypeError, match='compile must be a bool or a dict'):
         MobileMamba('T2', compile='max-autotune')
+    with pytest.raises(TypeError, match=r"\['modes'\], which torch.compile does not take"):
+        MobileMamba('T2', compile=dict(modes='reduce-overhead'))
 
 
 @pytest.mark.parametrize('other', [dict(cuda_graph=True), dict(with_cp=True)])

@@ -15,6 +15,7 @@ two for S6); pad batches to a few sizes (``BatchBucketPad``) so that a detection
 few graphs, not one per batch.
 """
 import importlib.util
+import inspect
 import warnings
 from typing import Callable, Optional, Union
 
@@ -33,6 +34,11 @@ def compile_options(compile: Union[bool, dict, None]) -> Optional[dict]:
     if compile is True:
         return dict(dynamic=False)
     if isinstance(compile, dict):
+        accepted = [name for name in inspect.signature(torch.compile).parameters if name != 'model']
+        unknown = sorted(set(compile) - set(accepted))
+        if unknown:
+            raise TypeError(f'compile got {unknown}, which torch.compile does not take; its arguments: '
+                            f'{", ".join(accepted)}')
         return dict(dict(dynamic=False), **compile)
     raise TypeError(f'compile must be a bool or a dict of torch.compile arguments '
                     f'(e.g. dict(mode="reduce-overhead")), got {compile!r}')
