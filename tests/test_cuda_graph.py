@@ -49,6 +49,22 @@ def _assert_close(got, expected, tolerance):
     assert not over, (len(over), list(over.items())[:12])
 
 
+def assert_steps_from_same_weights_equal(eager, other, steps=3):
+    """``steps`` CUDA training steps of ``other`` equal the eager model's, an SGD step of the eager model
+    in between, each started from the eager model's weights copied in place into ``other``: replays
+    read the updated weights and new inputs, and the comparison is of one step at a time, not of two
+    optimizer trajectories drifting apart."""
+    optimizer = torch.optim.SGD(eager.parameters(), lr=0.05)
+    for step in range(steps):
+        with torch.no_grad():
+            for target, source in zip(other.parameters(), eager.parameters()):
+                target.copy_(source)
+        x = torch.randn(2, 3, 160, 224, device='cuda', generator=torch.Generator('cuda').manual_seed(step))
+        expected, got = _step(eager, x), _step(other, x)
+        _assert_close(got, expected, GPU_FP32)
+        optimizer.step()
+
+
 def test_cuda_graph_with_checkpointing_is_refused():
     with pytest.raises(ValueError, match='with_cp'):
         MobileMamba('T2', cuda_graph=True, with_cp=True)
@@ -77,20 +93,9 @@ def test_copies_and_pickles_start_without_graphs():
 @requires_cuda
 @pytest.mark.parametrize('norm_eval', [True, False], ids=['frozen-bn', 'training-bn'])
 def test_graphed_training_steps_equal_eager(tf32, norm_eval):
-    """Three steps with an optimizer in between: replays read the updated weights and new inputs.
-    Each step starts both models from the same weights (the eager model's, copied in place), so
-    the comparison is of one step, not of two optimizer trajectories drifting apart."""
     tf32(False)
     eager, graphed = (m.cuda() for m in _pair(norm_eval=norm_eval))
-    optimizer = torch.optim.SGD(eager.parameters(), lr=0.05)
-    for step in range(3):
-        with torch.no_grad():
-            for target, source in zip(graphed.parameters(), eager.parameters()):
-                target.copy_(source)
-        x = torch.randn(2, 3, 160, 224, device='cuda', generator=torch.Generator('cuda').manual_seed(step))
-        expected, got = _step(eager, x), _step(graphed, x)
-        _assert_close(got, expected, GPU_FP32)
-        optimizer.step()
+    assert_steps_from_same_weights_equal(eager, graphed)
     assert len(graphed._graphs) == 1
 
 
