@@ -19,6 +19,8 @@ def test_train_inference_lever_and_trunk_tables_on_cpu():
     cells = [c.strip() for c in train_row.strip('|').split('|')]
     assert cells[1] == '128x128, 2' and float(cells[2].replace(',', '')) > 0, train_row
     assert 'failed' not in test_row and '(' in test_row, test_row
+    deploy_row, = _rows(text, 'retinanet-S6 deploy')
+    assert 'failed' not in deploy_row and '(' in deploy_row, deploy_row
     assert [row.split('|')[3].strip() for row in lever_rows] == ['none', 'conv-proj+no-finite-check']
     assert not any('failed' in row for row in lever_rows), lever_rows
     trunk = _rows(text, '64x96, 1')
@@ -46,6 +48,28 @@ def test_every_model_trains_with_the_configs_fused_adamw():
     assert isinstance(wrapper.optimizer, torch.optim.AdamW)
     for key in ('weight_decay', 'fused', 'betas'):  # lr aside: it does not change the time
         assert wrapper.optimizer.defaults[key] == schedule[key], key
+
+
+def test_benchmark_optimizer_has_one_group_per_setting_as_the_configs():
+    """Norm parameters (no decay) and the rest: two groups, as MergedGroupsOptimWrapperConstructor
+    gives the configs, not one per parameter tensor."""
+    from collections import OrderedDict
+
+    import torch
+    model = torch.nn.Sequential(OrderedDict(conv1=torch.nn.Conv2d(3, 4, 3), norm1=torch.nn.BatchNorm2d(4),
+                                            conv2=torch.nn.Conv2d(4, 4, 1), norm2=torch.nn.BatchNorm2d(4)))
+    groups = benchmark_train.build_optim_wrapper(model, 'fp32').optimizer.param_groups
+    assert sorted((g['weight_decay'], len(g['params'])) for g in groups) == [(0.0, 4), (0.05, 4)]
+
+
+def test_interleaved_timing_calls_every_function_once_per_round_in_rotating_order():
+    import torch
+    from mmmobilemamba.apis.timing import interleaved_wall_ms
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in 'abc'}
+    medians = interleaved_wall_ms(fns, torch.device('cpu'), iters=3)
+    assert calls == list('abc') + list('bca') + list('cab')
+    assert set(medians) == set('abc') and all(ms >= 0 for ms in medians.values())
 
 
 @pytest.mark.parametrize('name, expected', [('retinanet-R18', False), ('pspnet-S6', True)])

@@ -3,16 +3,20 @@
 What one training iteration is here: ``model.train_step(data, optim_wrapper)``, i.e. the data
 preprocessor (host-to-device copy, normalisation, padding), forward, loss, backward, gradient
 clipping and the AdamW step. Data loading is excluded: the same synthetic batch (random images,
-random gt boxes / masks / label maps at the configs' sizes) is fed every iteration. Timing: the
-median over ``--iters`` iterations after ``--warmup`` (each iteration synchronised, wall clock;
-cuDNN benchmark as each config's runtime sets it), peak memory = ``torch.cuda.max_memory_allocated``
-over the timed iterations.
+random gt boxes / masks / label maps at the configs' sizes) is fed every iteration. The models of a
+table are held side by side and timed in rounds, one iteration of each per round (each iteration
+synchronised, wall clock; cuDNN benchmark as each config's runtime sets it): the median over
+``--iters`` rounds after ``--warmup`` iterations of each. A drift of the machine's speed then reaches
+every row alike, so ratios within a table are the figures to compare. Peak memory: the most a
+model's own steps allocate (``torch.cuda.max_memory_allocated`` less what other models hold).
 
 Every model trains with the same optimizer wrapper, the one of the MobileMamba configs: fused AdamW
-(lr 1e-4, weight decay 0.05, none on 'norm' parameters), gradient clipping at 0.1; AMP rows use
+(lr 1e-4, weight decay 0.05, none on 'norm' parameters) with one parameter group per distinct
+setting (``MergedGroupsOptimWrapperConstructor``), gradient clipping at 0.1; AMP rows use
 mmengine's ``AmpOptimWrapper`` (dynamic loss scaling). Inference: ``model.test_step`` at batch 1,
 eager, including post-processing (RetinaNet/Mask R-CNN: box decoding, NMS, mask pasting; seg:
-resizing the logits to the image). Weights are random (heads with their own initialisation).
+resizing the logits to the image), and for MobileMamba models also in deploy mode. Weights are
+random (heads with their own initialisation). Hold fewer models (``--models``) on a smaller GPU.
 
 Run::
 
@@ -23,12 +27,13 @@ Run::
 import argparse
 import contextlib
 import copy
+import functools
 import logging
 from typing import Dict, Optional
 
 import torch
 
-from .timing import PRECISIONS, autocast, first_call_peak_mib, fmt, median_wall_ms, peak_mib, table
+from .timing import PRECISIONS, autocast, first_call_peak_mib, fmt, interleaved_wall_ms, table
 
 __all__ = ['MODEL_SPECS', 'add_arguments', 'run', 'main']
 
@@ -44,8 +49,6 @@ MODEL_SPECS = {
     'retinanet-S6': ('configs/det/retinanet_mobilemamba_s6.py', 'det', 2, (800, 1333), {}),
     # the same model, its backbone steps replayed as CUDA graphs, batches padded to two sizes
     'retinanet-S6-cuda-graph': ('configs/det/retinanet_mobilemamba_s6_cuda-graph.py', 'det', 2, (800, 1333), {}),
-    # the same model, its backbone's training steps through torch.compile(mode='reduce-overhead')
-    'retinanet-S6-compiled': ('configs/det/retinanet_mobilemamba_s6_compiled.py', 'det', 2, (800, 1333), {}),
     'retinanet-B1': ('configs/det/retinanet_mobilemamba_b1.py', 'det', 2, (800, 1333), {}),
     'retinanet-R18': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
     'retinanet-R50': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
@@ -141,7 +144,9 @@ def make_batch(name: str, task: str, batch: int, size) -> dict:
 
 def build_optim_wrapper(model, precision: str):
     from mmengine.optim import build_optim_wrapper
+    import mmmobilemamba.engine  # noqa: F401  (registers the constructor)
     cfg = dict(optimizer=dict(ADAMW), clip_grad=dict(max_norm=0.1, norm_type=2),
+               constructor='MergedGroupsOptimWrapperConstructor',
                paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
     if precision == 'fp32':
         cfg['type'] = 'OptimWrapper'
@@ -168,12 +173,10 @@ def _apply_channels_last(model, precision, data):
 
 
 def _apply_compile(model, precision, data):
-    # static shapes: a second input size compiles its own graph instead of a dynamic-shape one
-    model.backbone = torch.compile(model.backbone, dynamic=False)
+    # the backbone option's settings: static shapes, convolutions kept NCHW
+    from mmmobilemamba.models.layers.compiled_training import compile_options
+    model.backbone = torch.compile(model.backbone, **compile_options(True))
 
-
-def _apply_compile_graphs(model, precision, data):
-    model.backbone = torch.compile(model.backbone, dynamic=False, mode='reduce-overhead')
 
 
 def _apply_no_finite_check(model, precision, data):
@@ -238,11 +241,8 @@ LEVERS: Dict[str, tuple] = {
                   None, lambda: _env('MMMOBILEMAMBA_SS2D_CONV_PROJ', '1')),
     'channels-last': ('backbone weights and input in channels-last format', _apply_channels_last, None),
     'no-finite-check': ('backbone check_finite=False (no host sync per forward)', _apply_no_finite_check, None),
-    'compile': ('torch.compile(backbone) (inductor, default mode, static shapes; the trunk rows: '
-                'MobileMamba(compile=True))', _apply_compile, None),
-    'compile-graphs': ('torch.compile(backbone, mode="reduce-overhead") (inductor kernels replayed as CUDA '
-                       'graphs, static shapes; the trunk rows: MobileMamba(compile=dict(mode="reduce-overhead")))',
-                       _apply_compile_graphs, None),
+    'compile': ('torch.compile(backbone) (inductor, default mode, static shapes, NCHW convolutions; the trunk '
+                'rows: MobileMamba(compile=True))', _apply_compile, None),
     'cuda-graph': ('backbone forward and backward replayed as CUDA graphs (MobileMamba cuda_graph=True, '
                    'no finite check; other backbones through the same graph cache)',
                    _apply_cuda_graph, None),
@@ -250,38 +250,46 @@ LEVERS: Dict[str, tuple] = {
 
 
 # levers that apply to a bare backbone (no-finite-check is always on in the trunk benchmark)
-TRUNK_LEVERS = ('tf32', 'conv-proj', 'channels-last', 'cuda-graph', 'compile', 'compile-graphs')
+TRUNK_LEVERS = ('tf32', 'conv-proj', 'channels-last', 'cuda-graph', 'compile')
 
 
 # ------------------------------------------------------------------------------------- sections
-def _has_cuda_graphs(model) -> bool:
+def _replays_cuda_graphs(model) -> bool:
     """Whether a module of ``model`` replays its training steps as CUDA graphs (MobileMamba with
     ``cuda_graph=True``, or the lever's wrapper)."""
     return any(getattr(module, 'cuda_graph', False) is True for module in model.modules())
 
 
-def time_train(model, data, precision, device, args) -> tuple:
-    """(median ms per train_step, peak MiB) for one precision; the model's state is not restored.
-    With CUDA graphs in the model the peak includes the step that captures them."""
+def _allocated_mib(device: torch.device) -> float:
+    return torch.cuda.memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else float('nan')
+
+
+def prepare_train(model, data, precision, device, args, base_mib: float = 0.0) -> tuple:
+    """(``step``, peak MiB): ``step()`` runs one ``model.train_step`` at ``precision``, warmed up
+    ``args.warmup`` times. The peak is the model's own: the most memory allocated during one of its
+    steps, less ``base_mib``, what was allocated before ``model`` was built, so models held
+    side by side do not count each other. Where the model replays CUDA graphs the peak spans the
+    warm-up, whose steps capture them (their memory pool stays in use but is no longer counted as
+    allocated); elsewhere it is one step after warm-up (cuDNN's algorithm search stays out)."""
     optim_wrapper = build_optim_wrapper(model, precision)
     model.train()
 
     def step():
         model.train_step(data, optim_wrapper)
 
-    capture_mib = first_call_peak_mib(step, device) if _has_cuda_graphs(model) else 0.0
-    ms = median_wall_ms(step, device, args.warmup, args.iters)
-    return ms, max(capture_mib, peak_mib(device))
+    if _replays_cuda_graphs(model):
+        peak = first_call_peak_mib(lambda: [step() for _ in range(max(args.warmup, 1))], device)
+    else:
+        for _ in range(args.warmup):
+            step()
+        peak = first_call_peak_mib(step, device)
+    return step, peak - base_mib
 
 
-def time_test(model, data, precision, device, args) -> float:
-    model.eval()
-
-    def step():
-        with torch.no_grad(), autocast(device, precision):
-            model.test_step(data)
-
-    return median_wall_ms(step, device, args.warmup, args.iters)
+def time_train(model, data, precision, device, args) -> tuple:
+    """(median ms per train_step, peak MiB) for one precision, one model alone."""
+    step, peak = prepare_train(model, data, precision, device, args)
+    return interleaved_wall_ms({'model': step}, device, args.iters)['model'], peak
 
 
 def _failure(label, error) -> str:
@@ -299,52 +307,103 @@ def _spec_for(name: str, args):
     return path, task, batch, size, overrides
 
 
+def _build_for(name: str, args, device, batch: Optional[int] = None):
+    """(model, data) of a MODEL_SPECS entry, on ``device``, with cuDNN autotuning as its config sets."""
+    spec = _spec_for(name, args)
+    _, task, spec_batch, size, _ = spec
+    cfg = load_config(name, spec, with_loss_fp32='bf16' in args.precisions)
+    use_config_cudnn_benchmark(cfg, device)
+    return build_model(cfg, device), make_batch(name, task, batch or spec_batch, size)
+
+
+def _prepare_named(name: str, precision: str, device, args) -> tuple:
+    """:func:`prepare_train` of a MODEL_SPECS entry built now, its peak less what was allocated before."""
+    base_mib = _allocated_mib(device)
+    model, data = _build_for(name, args, device)
+    return prepare_train(model, data, precision, device, args, base_mib)
+
+
+def _release(device):
+    import gc
+    gc.collect()
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+
+
 def section_train(args, device) -> str:
+    """Every model of ``args.models`` per precision, held side by side and timed in rounds
+    (:func:`~.timing.interleaved_wall_ms`), so that their ratios come from the same minutes."""
     header = ['model', 'input, batch'] + [f'{p} ms/iter' for p in args.precisions] + \
         [f'{p} peak MiB' for p in args.precisions]
-    rows, test_rows = [], []
-    for name in args.models:
-        spec = _spec_for(name, args)
-        _, task, batch, size, _ = spec
-        times, mems = {}, {}
-        try:
-            cfg = load_config(name, spec, with_loss_fp32='bf16' in args.precisions)
-            use_config_cudnn_benchmark(cfg, device)
-            model = build_model(cfg, device)
-            init_state = copy.deepcopy(model.state_dict())
-            data = make_batch(name, task, batch, size)
-        except Exception as e:  # keep the other models' numbers
-            rows.append([name, f'{size[1]}x{size[0]}, {batch}', _failure(name, e)] + [''] * (len(header) - 3))
-            continue
-        for precision in args.precisions:
-            model.load_state_dict(init_state)
+    results = {name: {} for name in args.models}
+    for precision in args.precisions:
+        steps = {}
+        for name in args.models:
             try:
-                times[precision], mems[precision] = time_train(model, data, precision, device, args)
-            except Exception as e:
-                times[precision], mems[precision] = _failure(f'{name} {precision}', e), '-'
-            print(f'  {name} train {precision}: {fmt(times[precision])} ms, peak {fmt(mems[precision])} MiB',
+                steps[name], peak = _prepare_named(name, precision, device, args)
+                results[name][precision] = (None, peak)
+            except Exception as e:  # keep the other models' numbers
+                results[name][precision] = (_failure(f'{name} {precision}', e), '-')
+        for name, ms in interleaved_wall_ms(steps, device, args.iters).items():
+            results[name][precision] = (ms, results[name][precision][1])
+            print(f'  {name} train {precision}: {fmt(ms)} ms, peak {fmt(results[name][precision][1])} MiB',
                   flush=True)
-        rows.append([name, f'{size[1]}x{size[0]}, {batch}'] + [times[p] for p in args.precisions]
-                    + [mems[p] for p in args.precisions])
-        if args.inference:
-            test_data = make_batch(name, task, 1, size)
-            row = [name, f'{size[1]}x{size[0]}, 1']
-            for precision in args.test_precisions:
-                try:
-                    ms = time_test(model, test_data, precision, device, args)
-                    row.append(f'{fmt(ms)} ({1e3 / ms:.1f})')
-                    print(f'  {name} test {precision}: {row[-1]} ms (FPS)', flush=True)
-                except Exception as e:
-                    row.append(_failure(f'{name} test {precision}', e))
-            test_rows.append(row)
-        del model, init_state
+        steps.clear()
+        _release(device)
+    rows = []
+    for name in args.models:
+        _, _, batch, size, _ = _spec_for(name, args)
+        rows.append([name, f'{size[1]}x{size[0]}, {batch}'] + [results[name][p][0] for p in args.precisions]
+                    + [results[name][p][1] for p in args.precisions])
     text = table('Training iteration: model.train_step (data preprocessor, forward, loss, backward, '
-                 'grad clip, AdamW step); data loading excluded; synthetic batch; median ms', header, rows)
+                 'grad clip, AdamW step); data loading excluded; synthetic batch; median ms; models timed '
+                 'in alternation', header, rows)
     if args.inference:
-        text += table('Inference: model.test_step, batch 1, eager, post-processing and NMS included; '
-                      'ms (FPS)', ['model', 'input, batch'] + [f'{p} ms (FPS)' for p in args.test_precisions],
-                      test_rows)
+        text += '\n' + section_test(args, device)
     return text
+
+
+def section_test(args, device) -> str:
+    """``model.test_step`` at batch 1 of every model, and of each MobileMamba model in deploy mode
+    (``switch_to_deploy``, as ``tools/test.py --deploy`` runs it), timed in alternation."""
+    models, failed = {}, {}
+    for name in args.models:
+        try:
+            model, data = _build_for(name, args, device, batch=1)
+            models[name] = (model.eval(), data)
+            if hasattr(model.backbone, 'switch_to_deploy'):
+                deployed = copy.deepcopy(model)
+                deployed.backbone.switch_to_deploy()
+                models[f'{name} deploy'] = (deployed.eval(), data)
+        except Exception as e:
+            failed[name] = _failure(f'{name} test', e)
+    results = {label: {} for label in list(models) + list(failed)}
+    for precision in args.test_precisions:
+        def test_step(model, data, precision=precision):
+            with torch.no_grad(), autocast(device, precision):
+                model.test_step(data)
+
+        steps = {}
+        for label, (model, data) in models.items():
+            try:
+                for _ in range(args.warmup):
+                    test_step(model, data)
+                steps[label] = functools.partial(test_step, model, data)
+            except Exception as e:
+                results[label][precision] = _failure(f'{label} test {precision}', e)
+        for label, ms in interleaved_wall_ms(steps, device, args.iters).items():
+            results[label][precision] = f'{fmt(ms)} ({1e3 / ms:.1f})'
+            print(f'  {label} test {precision}: {results[label][precision]} ms (FPS)', flush=True)
+    rows = []
+    for label in results:
+        _, _, _, size, _ = _spec_for(label.split()[0], args)
+        rows.append([label, f'{size[1]}x{size[0]}, 1'] + [results[label].get(p, failed.get(label, '-'))
+                                                          for p in args.test_precisions])
+    del models
+    _release(device)
+    return table('Inference: model.test_step, batch 1, eager, post-processing and NMS included; ms (FPS); '
+                 '"deploy": backbone after switch_to_deploy(); models timed in alternation',
+                 ['model', 'input, batch'] + [f'{p} ms (FPS)' for p in args.test_precisions], rows)
 
 
 def section_levers(args, device) -> str:

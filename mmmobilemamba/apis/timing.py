@@ -6,12 +6,12 @@ On CUDA every timer synchronises before it reads a clock; off CUDA the GPU-only 
 import contextlib
 import statistics
 import time
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 import torch
 
 __all__ = ['PRECISIONS', 'autocast', 'synchronize', 'reset_peak', 'peak_mib', 'first_call_peak_mib', 'median_event_ms',
-           'median_wall_ms', 'time_behind_sleep', 'queued_gpu_ms', 'profile_cuda', 'kernel_ms', 'fmt',
+           'median_wall_ms', 'interleaved_wall_ms', 'time_behind_sleep', 'queued_gpu_ms', 'profile_cuda', 'kernel_ms', 'fmt',
            'table']
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}  # name -> autocast dtype
@@ -87,6 +87,23 @@ def median_wall_ms(fn: Callable, device: torch.device, warmup: int, iters: int) 
         synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def interleaved_wall_ms(fns: Dict[str, Callable], device: torch.device, iters: int) -> Dict[str, float]:
+    """Median wall-clock ms of each ``fns[name]()`` over ``iters`` rounds, each round calling every
+    function once (synchronised after each call; the order rotates from round to round), so that a
+    drift in the machine's speed (clocks, neighbours) reaches every function alike. No warm-up."""
+    names = list(fns)
+    times = {name: [] for name in names}
+    for round_index in range(iters):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            synchronize(device)
+            start = time.perf_counter()
+            fns[name]()
+            synchronize(device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def time_behind_sleep(fn: Callable, device: torch.device, iters: int, cycles: int) -> float:

@@ -68,10 +68,10 @@ class MobileMamba(BaseModule):
         compile: in training on CUDA, run the stages through ``torch.compile``
             (:class:`~mmmobilemamba.models.layers.compiled_training.CompiledTraining`): inductor fuses
             BatchNorm, activations and residual additions into few kernels (less GPU time than
-            eager or ``cuda_graph``). True for inductor's defaults or a dict of ``torch.compile``
-            arguments, e.g. ``dict(mode='reduce-overhead')`` to also replay the kernels as CUDA
-            graphs; shapes are static unless the dict sets ``dynamic``. Each input shape compiles
-            once (minutes): pad batches to fixed sizes. Not with ``with_cp`` or ``cuda_graph``.
+            eager). True for inductor's defaults or a dict of ``torch.compile`` arguments; shapes are
+            static unless the dict sets ``dynamic``; inductor's CUDA-graph modes are refused (they
+            gave wrong gradients). Each input shape compiles once (minutes): pad batches to fixed
+            sizes. Not with ``with_cp`` or ``cuda_graph``.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             converted ImageNet weights strictly, with ``torch.load(weights_only=True)``; add
             ``trusted=True`` only for a file you trust that holds more than weights (see
@@ -116,9 +116,9 @@ class MobileMamba(BaseModule):
                              'so it cannot recompute activations per block; choose one')
         options = compile_options(compile)
         if options is not None and (cuda_graph or with_cp):
-            raise ValueError('compile does not combine with cuda_graph or with_cp: for compiled kernels replayed '
-                             'as CUDA graphs use compile=dict(mode="reduce-overhead"); with_cp recomputes '
-                             'blocks outside the compiled graph')
+            raise ValueError('compile does not combine with cuda_graph or with_cp: cuda_graph replays eager '
+                             'kernels as CUDA graphs (use one of the two); with_cp recomputes blocks outside '
+                             'the compiled graph')
         self.cuda_graph = cuda_graph
         self._graphs = CudaGraphCache(max_graphs=cuda_graph_max_shapes)
         self._compiled = CompiledTraining(options) if options is not None else None

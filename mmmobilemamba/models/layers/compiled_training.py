@@ -3,16 +3,25 @@
 In training, a MobileMamba step spends its GPU time in BatchNorm with batch statistics, depthwise
 convolutions and elementwise ops, each a kernel reading and writing the whole feature map; inductor
 fuses the normalisation, activations and residual additions around the convolutions into a few
-Triton kernels (S6 trunk forward + backward at 224x224, batch 128 on an H200: 32.5 -> 21.2 ms of
-kernels in fp32, 33.0 -> 12.7 ms in bf16; ``benchmarks/train_speed_h200.md``). With
-``mode='reduce-overhead'`` the compiled kernels are also replayed as CUDA graphs, which removes the
-host's launch time as well.
+Triton kernels (``benchmarks/train_speed_h200.md``).
 
 Only CUDA training steps are compiled. Inference runs eagerly: test images come in many sizes,
 each a compilation with static shapes, and the deploy mode (``switch_to_deploy``) is the fast
 inference path. Compilation happens on the first training step of each input shape (a minute or
 two for S6); pad batches to a few sizes (``BatchBucketPad``) so that a detection run compiles a
 few graphs, not one per batch.
+
+Inductor's CUDA graphs (``mode='reduce-overhead'`` or ``'max-autotune'``, option
+``triton.cudagraphs``) are refused: on an H200 (torch 2.11, Triton 3.6) a T2 in training, compiled
+that way, gave gradients 2.2e-2 away from float64 on its third step (its second graph replay), where
+the eager step was 4.8e-5 away; its first two steps were as close as eager ones. For graph replay
+use ``cuda_graph=True``, which replays eager kernels and gives the eager step's gradients.
+
+Inductor's layout optimisation (running convolutions channels-last) is off unless the options turn
+it on: on channels-last tensors the depthwise convolutions go to cuDNN, whose float32 input
+gradient then runs group by group with layout conversions around each call. For S6 at
+2x3x800x1344 on an H200 that was 1,248 dgrad kernels and 3,744 conversion kernels, 10.9 of the
+backward's 18.2 ms (eager: 9.4 ms); in NCHW the graph keeps ATen's depthwise kernels.
 """
 import importlib.util
 import inspect
@@ -22,26 +31,44 @@ from typing import Callable, Optional, Union
 import torch
 from torch import nn
 
-__all__ = ['CompiledTraining', 'compile_options']
+__all__ = ['CompiledTraining', 'compile_options', 'INDUCTOR_DEFAULTS']
+
+# inductor settings under the user's (see the module doc: depthwise convolutions stay NCHW)
+INDUCTOR_DEFAULTS = {'layout_optimization': False}
 
 
 def compile_options(compile: Union[bool, dict, None]) -> Optional[dict]:
     """``torch.compile`` keyword arguments from a backbone's ``compile`` setting (False/None: off;
     True: inductor's defaults; a dict: its keys). Shapes are static unless ``dynamic`` is given: a
-    padded detection run has a few batch shapes, and static kernels are the faster ones."""
+    padded detection run has a few batch shapes, and static kernels are the faster ones. Inductor's
+    ``options`` start from :data:`INDUCTOR_DEFAULTS`; the dict's own ``options`` override them."""
     if compile is None or compile is False:
         return None
     if compile is True:
-        return dict(dynamic=False)
-    if isinstance(compile, dict):
-        accepted = [name for name in inspect.signature(torch.compile).parameters if name != 'model']
-        unknown = sorted(set(compile) - set(accepted))
-        if unknown:
-            raise TypeError(f'compile got {unknown}, which torch.compile does not take; its arguments: '
-                            f'{", ".join(accepted)}')
-        return dict(dict(dynamic=False), **compile)
-    raise TypeError(f'compile must be a bool or a dict of torch.compile arguments '
-                    f'(e.g. dict(mode="reduce-overhead")), got {compile!r}')
+        compile = {}
+    if not isinstance(compile, dict):
+        raise TypeError(f'compile must be a bool or a dict of torch.compile arguments '
+                        f'(e.g. dict(mode="reduce-overhead")), got {compile!r}')
+    accepted = [name for name in inspect.signature(torch.compile).parameters if name != 'model']
+    unknown = sorted(set(compile) - set(accepted))
+    if unknown:
+        raise TypeError(f'compile got {unknown}, which torch.compile does not take; its arguments: '
+                        f'{", ".join(accepted)}')
+    options = dict(dict(dynamic=False), **compile)
+    inductor = dict(INDUCTOR_DEFAULTS, **(options.get('options') or {}))
+    mode = options.pop('mode', None)
+    if mode is not None:  # torch.compile takes a mode or options, not both: the mode as its options
+        from torch._inductor import list_mode_options
+        if mode not in list_mode_options():
+            raise ValueError(f'compile mode {mode!r} is not one of torch.compile\'s modes '
+                             f'{list(list_mode_options())}')
+        inductor = dict(list_mode_options(mode, options['dynamic']), **inductor)
+    if inductor.get('triton.cudagraphs'):
+        raise ValueError(f'compile={compile!r} asks for inductor\'s CUDA graphs, which gave wrong gradients '
+                         'after their first replay (see mmmobilemamba.models.layers.compiled_training); use '
+                         'compile=True (or mode="max-autotune-no-cudagraphs"), or cuda_graph=True for graph replay')
+    options['options'] = inductor
+    return options
 
 
 class CompiledTraining:
