@@ -277,11 +277,14 @@ def prepare_train(model, data, precision, device, args, base_mib: float = 0.0) -
     def step():
         model.train_step(data, optim_wrapper)
 
-    if _replays_cuda_graphs(model):
-        peak = first_call_peak_mib(lambda: [step() for _ in range(max(args.warmup, 1))], device)
-    else:
-        for _ in range(args.warmup):
+    def steps(count: int):
+        for _ in range(count):
             step()
+
+    if _replays_cuda_graphs(model):  # the first step captures the graphs
+        peak = first_call_peak_mib(functools.partial(steps, max(args.warmup, 1)), device)
+    else:
+        steps(args.warmup)
         peak = first_call_peak_mib(step, device)
     return step, peak - base_mib
 
