@@ -26,7 +26,7 @@ if [ "$part" = train-seg ] || [ "$part" = train ] || [ "$part" = all ]; then
         --out "$dir/train_speed_train_seg.md"
 fi
 if [ "$part" = train-det ] || [ "$part" = train ] || [ "$part" = all ]; then
-  bench --models retinanet-S6 retinanet-S6-cuda-graph retinanet-R18 retinanet-R50 retinanet-B1 mask-rcnn-S6 mask-rcnn-R50 \
+  bench --models retinanet-S6 retinanet-S6-cuda-graph retinanet-S6-compiled-cuda-graph retinanet-R18 retinanet-R50 retinanet-B1 mask-rcnn-S6 mask-rcnn-R50 \
         --out "$dir/train_speed_train_det.md"
 fi
 if [ "$part" = levers ] || [ "$part" = all ]; then
@@ -42,7 +42,7 @@ if [ "$part" = trunk-compiled ]; then
   if [[ ${extra[0]:-} =~ ^[0-9]+x[0-9]+x[0-9]+$ ]]; then shape=${extra[0]}; extra=("${extra[@]:1}"); fi
   release_args=()
   [ -d "$RELEASE" ] && release_args=(--release-repo "$RELEASE")
-  bench --models --trunk --trunk-shapes "$shape" --trunk-levers compile "${release_args[@]}" \
+  bench --models --trunk --trunk-shapes "$shape" --trunk-levers compile compile+cuda-graph "${release_args[@]}" \
         --out "$dir/train_speed_trunk_compiled_$shape.md"
 fi
 if [ "$part" = trunk ] || [ "$part" = all ]; then

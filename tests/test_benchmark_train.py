@@ -13,7 +13,7 @@ def _rows(text, first_cell):
 def test_train_inference_lever_and_trunk_tables_on_cpu():
     argv = ['--device', 'cpu', '--models', 'retinanet-S6', '--size', '128', '128', '--batch', '2',
             '--iters', '1', '--warmup', '0', '--levers', 'conv-proj+no-finite-check', '--trunk', '--trunk-shapes', '1x64x96',
-            '--trunk-levers', 'conv-proj']
+            '--trunk-levers', 'conv-proj', 'compile+cuda-graph']
     text = benchmark_train.run(benchmark_train.add_arguments(argparse.ArgumentParser()).parse_args(argv))
     train_row, test_row, *lever_rows = _rows(text, 'retinanet-S6')
     cells = [c.strip() for c in train_row.strip('|').split('|')]
@@ -24,7 +24,7 @@ def test_train_inference_lever_and_trunk_tables_on_cpu():
     assert [row.split('|')[3].strip() for row in lever_rows] == ['none', 'conv-proj+no-finite-check']
     assert not any('failed' in row for row in lever_rows), lever_rows
     trunk = _rows(text, '64x96, 1')
-    assert [row.split('|')[3].strip() for row in trunk] == ['ours', 'ours + conv-proj']
+    assert [row.split('|')[3].strip() for row in trunk] == ['ours', 'ours + conv-proj', 'ours + compile+cuda-graph']
     assert 'data loading excluded' in text
 
 
@@ -108,3 +108,11 @@ def test_release_kernel_that_cannot_be_built_here_is_a_clear_error(tmp_path):
     (tmp_path / 'downstream' / 'det' / 'backbones' / 'lib_mamba' / 'kernels' / 'selective_scan').mkdir(parents=True)
     with pytest.raises(ImportError, match='needs a GPU and nvcc'):
         build_release_trunk(str(tmp_path))
+
+
+def test_compiled_cuda_graph_spec_builds_the_cuda_graph_config_with_compile():
+    import torch
+    spec = benchmark_train._spec_for('retinanet-S6-compiled-cuda-graph', argparse.Namespace(batch=None, size=None))
+    cfg = benchmark_train.load_config('retinanet-S6-compiled-cuda-graph', spec, with_loss_fp32=False)
+    backbone = benchmark_train.build_model(cfg, torch.device('cpu')).backbone
+    assert backbone.cuda_graph and backbone._compiled is not None and not backbone.check_finite

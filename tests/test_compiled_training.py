@@ -1,7 +1,7 @@
 """``MobileMamba(compile=...)``: CUDA training steps through ``torch.compile`` are as accurate as eager ones.
 
 Off CUDA, in eval mode and without gradients the option changes nothing (checked on the CPU); the
-compiled comparison needs a GPU (it compiles a T2 forward + backward once).
+compiled comparisons need a GPU (each compiles a T2 forward + backward).
 """
 import copy
 import importlib
@@ -21,10 +21,10 @@ scan_module = importlib.import_module('mmmobilemamba.ops.selective_scan')
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
 
-def _pair(compile, norm_eval=False):
+def _pair(compile, norm_eval=False, cuda_graph=False):
     """(eager, compiled) T2 backbones with the same randomised weights, in training mode."""
     eager = randomize_norms_and_scales(MobileMamba('T2', norm_eval=norm_eval, check_finite=False))
-    compiled = MobileMamba('T2', norm_eval=norm_eval, check_finite=False, compile=compile)
+    compiled = MobileMamba('T2', norm_eval=norm_eval, check_finite=False, compile=compile, cuda_graph=cuda_graph)
     compiled.load_state_dict(eager.state_dict())
     return eager.train(), compiled.train()
 
@@ -70,18 +70,18 @@ def test_bad_compile_setting_is_named():
         MobileMamba('T2', compile=dict(modes='reduce-overhead'))
 
 
-@pytest.mark.parametrize('other', [dict(cuda_graph=True), dict(with_cp=True)])
-def test_compile_with_graphs_or_checkpointing_is_refused(other):
-    with pytest.raises(ValueError, match='compile does not combine with cuda_graph or with_cp'):
-        MobileMamba('T2', compile=True, **other)
+def test_compile_with_checkpointing_is_refused():
+    with pytest.raises(ValueError, match='compile does not combine with with_cp'):
+        MobileMamba('T2', compile=True, with_cp=True)
 
 
-def test_off_cuda_the_option_runs_eagerly(monkeypatch):
+@pytest.mark.parametrize('graphs', [False, True])
+def test_off_cuda_the_option_runs_eagerly(monkeypatch, graphs):
     def refuse(*args, **kwargs):
         raise AssertionError('torch.compile called for a CPU step')
 
     monkeypatch.setattr(torch, 'compile', refuse)
-    eager, compiled = _pair(compile=True)
+    eager, compiled = _pair(compile=True, cuda_graph=graphs)
     x = torch.randn(2, 3, 128, 160)
     _assert_close(_step(compiled, x), _step(eager, x), 1e-6)
     with torch.no_grad():
@@ -150,9 +150,12 @@ def test_accuracy_yardstick_on_the_cpu():
 
 
 @requires_cuda
-def test_compiled_training_steps_as_accurate_as_eager(tf32):
-    """BatchNorm in training mode (the case inductor rewrites most)."""
+@pytest.mark.parametrize('graphs', [False, True], ids=['compiled', 'compiled-graphed'])
+def test_compiled_training_steps_as_accurate_as_eager(tf32, graphs):
+    """BatchNorm in training mode (the case inductor rewrites most); with ``cuda_graph=True`` the
+    compiled kernels are captured and replayed by the backbone's own graph cache."""
     tf32(False)
-    eager, compiled = (m.cuda() for m in _pair(True, norm_eval=False))
+    eager, compiled = (m.cuda() for m in _pair(True, norm_eval=False, cuda_graph=graphs))
     assert_steps_as_accurate_as_eager(eager, compiled)
     assert compiled._compiled._compiled is not None
+    assert len(compiled._graphs) == (1 if graphs else 0)

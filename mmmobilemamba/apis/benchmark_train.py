@@ -49,6 +49,9 @@ MODEL_SPECS = {
     'retinanet-S6': ('configs/det/retinanet_mobilemamba_s6.py', 'det', 2, (800, 1333), {}),
     # the same model, its backbone steps replayed as CUDA graphs, batches padded to two sizes
     'retinanet-S6-cuda-graph': ('configs/det/retinanet_mobilemamba_s6_cuda-graph.py', 'det', 2, (800, 1333), {}),
+    # the cuda-graph config with the backbone's stages compiled: the graphs replay inductor's kernels
+    'retinanet-S6-compiled-cuda-graph': ('configs/det/retinanet_mobilemamba_s6_cuda-graph.py', 'det', 2, (800, 1333),
+                                         {'model.backbone.compile': True}),
     'retinanet-B1': ('configs/det/retinanet_mobilemamba_b1.py', 'det', 2, (800, 1333), {}),
     'retinanet-R18': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
     'retinanet-R50': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
@@ -250,7 +253,7 @@ LEVERS: Dict[str, tuple] = {
 
 
 # levers that apply to a bare backbone (no-finite-check is always on in the trunk benchmark)
-TRUNK_LEVERS = ('tf32', 'conv-proj', 'channels-last', 'cuda-graph', 'compile')
+TRUNK_LEVERS = ('tf32', 'conv-proj', 'channels-last', 'cuda-graph', 'compile', 'compile+cuda-graph')
 
 
 # ------------------------------------------------------------------------------------- sections

@@ -181,22 +181,23 @@ def kernel_profile(trunk, x, precision, device, steps: int = 3, top: int = 12) -
 
 
 # levers that are MobileMamba options (what the configs use)
-_OPTION_LEVERS = {'cuda-graph': dict(cuda_graph=True), 'compile': dict(compile=True)}
+_OPTION_LEVERS = {'cuda-graph': dict(cuda_graph=True), 'compile': dict(compile=True),
+                  'compile+cuda-graph': dict(compile=True, cuda_graph=True)}
 
 
 def lever_variant(ours: torch.nn.Module, lever: str) -> Tuple[str, torch.nn.Module, Callable]:
     """(row label, trunk, context factory) of our trunk with ``lever``: a context lever runs ``ours``
     inside its context; option levers build the same trunk with that MobileMamba option and ``ours``'s
     weights; channels-last transforms a copy of ``ours``."""
-    _, transform, context = LEVERS[lever]
-    trunk = ours
     if lever in _OPTION_LEVERS:
         from mmmobilemamba import MobileMamba
         trunk = MobileMamba(arch=ours.arch, out_indices=ours.out_indices, check_finite=False,
                             **_OPTION_LEVERS[lever])
         trunk.load_state_dict(ours.state_dict())
-        trunk.to(next(ours.parameters()).device)
-    elif transform is not None:
+        return f'ours + {lever}', trunk.to(next(ours.parameters()).device), contextlib.nullcontext
+    _, transform, context = LEVERS[lever]
+    trunk = ours
+    if transform is not None:
         holder = types.SimpleNamespace(backbone=copy.deepcopy(ours))
         transform(holder, None, None)
         trunk = holder.backbone

@@ -62,7 +62,8 @@ class MobileMamba(BaseModule):
             per input shape (:class:`~mmmobilemamba.models.layers.cuda_graph.CudaGraphCache`): one
             launch instead of over a thousand small kernels, for launch-bound steps (detection
             batches of 2-4). Needs one backbone forward per backward and few input shapes (pad
-            batches to fixed sizes: ``BatchBucketPad``); not with ``with_cp`` or ``compile``.
+            batches to fixed sizes: ``BatchBucketPad``); not with ``with_cp``. With ``compile``,
+            the compiled kernels are what the graphs replay.
         cuda_graph_max_shapes: most input shapes captured (each keeps its activation memory);
             batches of other shapes run eagerly.
         compile: in training on CUDA, run the stages through ``torch.compile``
@@ -70,8 +71,8 @@ class MobileMamba(BaseModule):
             BatchNorm, activations and residual additions into few kernels (less GPU time than
             eager). True for inductor's defaults or a dict of ``torch.compile`` arguments; shapes are
             static unless the dict sets ``dynamic``; inductor's CUDA-graph modes are refused (they
-            gave wrong gradients). Each input shape compiles once (minutes): pad batches to fixed
-            sizes. Not with ``with_cp`` or ``cuda_graph``.
+            gave wrong gradients; ``cuda_graph=True`` replays the compiled kernels instead). Each
+            input shape compiles once (minutes): pad batches to fixed sizes. Not with ``with_cp``.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             converted ImageNet weights strictly, with ``torch.load(weights_only=True)``; add
             ``trusted=True`` only for a file you trust that holds more than weights (see
@@ -115,10 +116,9 @@ class MobileMamba(BaseModule):
             raise ValueError('cuda_graph=True and with_cp=True do not combine: a graph replays the whole step, '
                              'so it cannot recompute activations per block; choose one')
         options = compile_options(compile)
-        if options is not None and (cuda_graph or with_cp):
-            raise ValueError('compile does not combine with cuda_graph or with_cp: cuda_graph replays eager '
-                             'kernels as CUDA graphs (use one of the two); with_cp recomputes blocks outside '
-                             'the compiled graph')
+        if options is not None and with_cp:
+            raise ValueError('compile does not combine with with_cp: with_cp recomputes blocks outside the '
+                             'compiled graph')
         self.cuda_graph = cuda_graph
         self._graphs = CudaGraphCache(max_graphs=cuda_graph_max_shapes)
         self._compiled = CompiledTraining(options) if options is not None else None
@@ -296,11 +296,13 @@ class MobileMamba(BaseModule):
 
     def forward(self, x: torch.Tensor) -> tuple:
         self._check_input(x)
-        if self._compiled is not None:  # compiled for CUDA training steps only
-            return self._compiled(self, self._forward_stages, x)
-        if self.cuda_graph and not self.with_cp:  # the cache runs eagerly where no graph applies
-            return self._graphs(self, self._forward_stages, x)
-        return self._forward_stages(x)
+        stages = self._forward_stages if self._compiled is None else self._compiled_stages
+        if self.cuda_graph and not self.with_cp:  # the cache runs `stages` itself where no graph applies
+            return self._graphs(self, stages, x)
+        return stages(x)
+
+    def _compiled_stages(self, x: torch.Tensor) -> tuple:
+        return self._compiled(self, self._forward_stages, x)  # compiled for CUDA training steps only
 
     def _forward_stages(self, x: torch.Tensor) -> tuple:
         x = self.patch_embed(x)  # deploy mode on CUDA: channels-last from here on

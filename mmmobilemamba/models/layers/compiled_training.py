@@ -15,7 +15,7 @@ Inductor's CUDA graphs (``mode='reduce-overhead'`` or ``'max-autotune'``, option
 ``triton.cudagraphs``) are refused: on an H200 (torch 2.11, Triton 3.6) a T2 in training, compiled
 that way, gave gradients 2.2e-2 away from float64 on its third step (its second graph replay), where
 the eager step was 4.8e-5 away; its first two steps were as close as eager ones. For graph replay
-use ``cuda_graph=True``, which replays eager kernels and gives the eager step's gradients.
+use the backbone's ``cuda_graph=True`` (with ``compile``, its graphs capture the compiled kernels).
 
 Inductor's layout optimisation (running convolutions channels-last) is off unless the options turn
 it on: on channels-last tensors the depthwise convolutions go to cuDNN, whose float32 input
@@ -66,7 +66,7 @@ def compile_options(compile: Union[bool, dict, None]) -> Optional[dict]:
     if inductor.get('triton.cudagraphs'):
         raise ValueError(f'compile={compile!r} asks for inductor\'s CUDA graphs, which gave wrong gradients '
                          'after their first replay (see mmmobilemamba.models.layers.compiled_training); use '
-                         'compile=True (or mode="max-autotune-no-cudagraphs"), or cuda_graph=True for graph replay')
+                         'compile=True (or mode="max-autotune-no-cudagraphs"), with cuda_graph=True for graph replay')
     options['options'] = inductor
     return options
 
