@@ -48,7 +48,7 @@ def compile_options(compile: Union[bool, dict, None]) -> Optional[dict]:
         compile = {}
     if not isinstance(compile, dict):
         raise TypeError(f'compile must be a bool or a dict of torch.compile arguments '
-                        f'(e.g. dict(mode="reduce-overhead")), got {compile!r}')
+                        f'(e.g. dict(dynamic=True)), got {compile!r}')
     accepted = [name for name in inspect.signature(torch.compile).parameters if name != 'model']
     unknown = sorted(set(compile) - set(accepted))
     if unknown:
