@@ -33,7 +33,7 @@ from typing import Dict, Optional
 
 import torch
 
-from .timing import PRECISIONS, autocast, first_call_peak_mib, fmt, interleaved_wall_ms, table
+from .timing import PRECISIONS, allocated_mib, autocast, first_call_peak_mib, fmt, interleaved_wall_ms, table
 
 __all__ = ['MODEL_SPECS', 'add_arguments', 'run', 'main']
 
@@ -263,10 +263,6 @@ def _replays_cuda_graphs(model) -> bool:
     return any(getattr(module, 'cuda_graph', False) is True for module in model.modules())
 
 
-def _allocated_mib(device: torch.device) -> float:
-    return torch.cuda.memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else float('nan')
-
-
 def prepare_train(model, data, precision, device, args, base_mib: float = 0.0) -> tuple:
     """(``step``, peak MiB): ``step()`` runs one ``model.train_step`` at ``precision``, warmed up
     ``args.warmup`` times. The peak is the model's own: the most memory allocated during one of its
@@ -324,7 +320,7 @@ def _build_for(name: str, args, device, batch: Optional[int] = None):
 
 def _prepare_named(name: str, precision: str, device, args) -> tuple:
     """:func:`prepare_train` of a MODEL_SPECS entry built now, its peak less what was allocated before."""
-    base_mib = _allocated_mib(device)
+    base_mib = allocated_mib(device)
     model, data = _build_for(name, args, device)
     return prepare_train(model, data, precision, device, args, base_mib)
 

@@ -4,8 +4,8 @@ One step is forward + backward of the trunk in training mode (BatchNorm batch st
 gradients, no optimizer), under autocast for bf16/fp16. Reported per shape and precision: wall ms
 (synchronised per step), GPU ms (the summed durations of the step's kernels, so host launch gaps do
 not count), and peak memory. Ours runs with ``check_finite=False`` (that check synchronises the host
-once per forward; the release has none); the levers ``cuda-graph`` and ``compile`` build it with
-MobileMamba's ``cuda_graph`` / ``compile`` options. The
+once per forward; the release has none); the levers ``cuda-graph``, ``compile`` and ``compile+cuda-graph``
+build it with MobileMamba's ``cuda_graph`` / ``compile`` options. The
 release is read from a local copy given by ``--release-repo``: its detection backbone
 (``downstream/det/backbones/mobilemamba.py``) or, without it, the classifier in
 ``model/mobilemamba/mobilemamba.py``. Its ``selective_scan_cuda_oflex`` kernel is imported when

@@ -10,9 +10,9 @@ from typing import Callable, Dict, List
 
 import torch
 
-__all__ = ['PRECISIONS', 'autocast', 'synchronize', 'reset_peak', 'peak_mib', 'first_call_peak_mib', 'median_event_ms',
-           'median_wall_ms', 'interleaved_wall_ms', 'time_behind_sleep', 'queued_gpu_ms', 'profile_cuda', 'kernel_ms', 'fmt',
-           'table']
+__all__ = ['PRECISIONS', 'autocast', 'synchronize', 'reset_peak', 'allocated_mib', 'peak_mib', 'first_call_peak_mib',
+           'median_event_ms', 'median_wall_ms', 'interleaved_wall_ms', 'time_behind_sleep', 'queued_gpu_ms',
+           'profile_cuda', 'kernel_ms', 'fmt', 'table']
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}  # name -> autocast dtype
 
@@ -37,6 +37,10 @@ def reset_peak(device: torch.device):
     if device.type == 'cuda':
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def allocated_mib(device: torch.device) -> float:
+    return torch.cuda.memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else float('nan')
 
 
 def peak_mib(device: torch.device) -> float:
