@@ -236,7 +236,8 @@ def section_trunk(args, device) -> str:
             for label, (gpu, wall, mem) in results.items():
                 ratio = f'{release[0] / gpu:.2f}x / {release[1] / wall:.2f}x' if release else '-'
                 rows.append([f'{height}x{width}, {batch}', precision, label, gpu, wall, mem, ratio])
-                print(f'  trunk {text} {precision} {label}: GPU {gpu:.1f} ms, wall {wall:.1f} ms', flush=True)
+                print(f'  trunk {text} {precision} {label}: GPU {gpu:.1f} ms, wall {wall:.1f} ms, peak {mem:,.0f} MiB',
+                      flush=True)
     if args.trunk_profile and device.type == 'cuda':
         batch, height, width = _parse_shape(args.trunk_shapes[-1])
         x = torch.randn(batch, 3, height, width, device=device)
