@@ -7,12 +7,12 @@ from mmmobilemamba.models.layers.ss2d import _token_chunk, project_directions
 
 
 def _einsum_and_ours(shape, out_channels=7, dtype=torch.float64, device='cpu', seed=0):
-    """((y, x.grad, w.grad) of einsum's autograd, the same of project_directions) for one upstream gradient."""
-    generator = torch.Generator(device).manual_seed(seed)
+    """((y, x.grad, w.grad) of einsum's autograd, the same of project_directions) for one upstream
+    gradient; the inputs are drawn in float64 and rounded to ``dtype``, so every dtype sees the same values."""
+    generator = torch.Generator().manual_seed(seed)
     batch, directions, channels, length = shape
-    x = torch.randn(shape, dtype=dtype, device=device, generator=generator)
-    weight = torch.randn(directions, out_channels, channels, dtype=dtype, device=device, generator=generator)
-    grad = torch.randn(batch, directions, out_channels, length, dtype=dtype, device=device, generator=generator)
+    x, weight, grad = (torch.randn(size, dtype=torch.float64, generator=generator).to(device, dtype) for size in
+                       (shape, (directions, out_channels, channels), (batch, directions, out_channels, length)))
     results = []
     for fn in (lambda a, b: torch.einsum('bkdl,kcd->bkcl', a, b), project_directions):
         a, b = x.clone().requires_grad_(), weight.clone().requires_grad_()
