@@ -82,10 +82,10 @@ def project_directions(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     (B, K, C, L), in ``x``'s dtype (autocast's under autocast).
 
     The weight gradient is a (K, C, D) reduction over all B*L tokens. As one GEMM per direction
-    (einsum's backward) cuBLAS gets few output tiles and one long reduction loop each; for S6 in
-    training at 4x768x1280 on an H200 these GEMMs took about 0.18 ms each in float32. Here the
-    tokens are cut into chunks of at most 512 and the chunks' products summed, many GEMMs in one
-    batched call. Values are einsum's up to float rounding (:func:`_weight_gradient`).
+    (einsum's backward) cuBLAS gets few output tiles and one long reduction loop each. Here the
+    tokens are cut into chunks of at most 512 and the chunks' products summed: many GEMMs in one
+    batched call. On an H200 that took S6's trunk step at 4x768x1280 fp32 from 18.2 to 17.0 ms of
+    kernel time (13.2 to 11.8 ms compiled). Values are einsum's up to float rounding.
     """
     if torch.is_grad_enabled() and weight.requires_grad:
         return _ProjectDirections.apply(x, weight)
