@@ -56,11 +56,19 @@ def test_bad_sizes_are_refused(sizes):
         BatchBucketPad(sizes)
 
 
-def test_cuda_graph_config_pads_training_batches_only():
+def test_cuda_graph_config_pads_training_and_test_batches():
     cfg = Config.fromfile(os.path.join(ROOT, 'configs/det/retinanet_mobilemamba_s6_cuda-graph.py'))
-    assert cfg.model.backbone.cuda_graph
+    assert cfg.model.backbone.cuda_graph and cfg.model.backbone.cuda_graph_inference
     init_default_scope('mmdet')
     preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    stock = MODELS.build(Config.fromfile(os.path.join(ROOT, 'configs/det/retinanet_mobilemamba_s6.py')).model
+                         .data_preprocessor)
     data = demo_mm_inputs(batch_size=2, image_shapes=[(3, 800, 1067)] * 2, num_items=[2, 2])
-    assert preprocessor(data, training=True)['inputs'].shape[-2:] == (800, 1344)
-    assert preprocessor(data, training=False)['inputs'].shape[-2:] == (800, 1088)  # divisor 32 only
+    for training in (True, False):
+        out, expected = preprocessor(data, training=training), stock(data, training=training)
+        assert out['inputs'].shape[-2:] == (800, 1344) and expected['inputs'].shape[-2:] == (800, 1088)
+        assert torch.equal(out['inputs'][..., :1088], expected['inputs'])  # normalised, then zero-padded
+        assert out['inputs'][..., 1088:].abs().sum() == 0
+        for sample, stock_sample in zip(out['data_samples'], expected['data_samples']):
+            assert sample.batch_input_shape == sample.pad_shape == (800, 1344)
+            assert sample.img_shape == stock_sample.img_shape  # boxes are clipped and rescaled as before

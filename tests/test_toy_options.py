@@ -34,7 +34,7 @@ def test_toy_sizes_keep_bucket_padding_holding_every_batch(rs, monkeypatch):
     divisor = cfg.model.data_preprocessor.pad_size_divisor
     long_side, short_side = next(t['scale'] for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'Resize')
     padded = [-(-v // divisor) * divisor for v in (short_side, long_side)]
-    sizes = cfg.model.data_preprocessor.batch_augments[0]['sizes']
+    sizes = cfg.model.data_preprocessor.bucket_sizes
     assert sorted(sizes) == sorted([tuple(padded), tuple(padded[::-1])]), (sizes, padded)
 
 

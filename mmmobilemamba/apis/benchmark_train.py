@@ -1,4 +1,4 @@
-"""Training-iteration benchmark of whole detectors and segmentors, and eager inference with NMS.
+"""Training-iteration benchmark of whole detectors and segmentors, and inference with NMS.
 
 What one training iteration is here: ``model.train_step(data, optim_wrapper)``, i.e. the data
 preprocessor (host-to-device copy, normalisation, padding), forward, loss, backward, gradient
@@ -14,7 +14,8 @@ Every model trains with the same optimizer wrapper, the one of the MobileMamba c
 (lr 1e-4, weight decay 0.05, none on 'norm' parameters) with one parameter group per distinct
 setting (``MergedGroupsOptimWrapperConstructor``), gradient clipping at 0.1; AMP rows use
 mmengine's ``AmpOptimWrapper`` (dynamic loss scaling). Inference: ``model.test_step`` at batch 1,
-eager, including post-processing (RetinaNet/Mask R-CNN: box decoding, NMS, mask pasting; seg:
+as the config runs it (eager; the backbone replayed as a CUDA graph where the config sets
+``cuda_graph_inference``), including post-processing (RetinaNet/Mask R-CNN: box decoding, NMS, mask pasting; seg:
 resizing the logits to the image), and for MobileMamba models also in deploy mode. Weights are
 random (heads with their own initialisation). Hold fewer models (``--models``) on a smaller GPU.
 
@@ -47,7 +48,8 @@ _MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 _PSPNET_R50 = 'mmseg::pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py'
 MODEL_SPECS = {
     'retinanet-S6': ('configs/det/retinanet_mobilemamba_s6.py', 'det', 2, (800, 1333), {}),
-    # the same model, its backbone steps replayed as CUDA graphs, batches padded to two sizes
+    # the same model, its backbone's training steps and test forwards replayed as CUDA graphs, batches
+    # padded to two sizes
     'retinanet-S6-cuda-graph': ('configs/det/retinanet_mobilemamba_s6_cuda-graph.py', 'det', 2, (800, 1333), {}),
     # the cuda-graph config with the backbone's stages compiled: the graphs replay inductor's kernels
     'retinanet-S6-compiled-cuda-graph': ('configs/det/retinanet_mobilemamba_s6_cuda-graph.py', 'det', 2, (800, 1333),
@@ -403,7 +405,8 @@ def section_test(args, device) -> str:
                                                           for p in args.test_precisions])
     del models
     _release(device)
-    return table('Inference: model.test_step, batch 1, eager, post-processing and NMS included; ms (FPS); '
+    return table('Inference: model.test_step, batch 1, as configured (cuda-graph configs: backbone replayed as a '
+                 'CUDA graph), post-processing and NMS included; ms (FPS); '
                  '"deploy": backbone after switch_to_deploy(); models timed in alternation',
                  ['model', 'input, batch'] + [f'{p} ms (FPS)' for p in args.test_precisions], rows)
 

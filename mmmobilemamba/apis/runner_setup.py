@@ -168,12 +168,17 @@ def scale_images(cfg, f):
     if pre.get('size'):
         pre['size'] = _scaled(pre['size'], f)
     divisor = pre.get('pad_size_divisor') or 1
+
+    def scaled_buckets(sizes):  # a bucket size padded to the divisor still holds its batches
+        return [tuple(-(-v // divisor) * divisor for v in _scaled(size, f)) for size in sizes]
+
+    if pre.get('bucket_sizes'):  # BucketPadDetDataPreprocessor
+        pre['bucket_sizes'] = scaled_buckets(pre['bucket_sizes'])
     for aug in pre.get('batch_augments') or []:
         if isinstance(aug, dict) and aug.get('size'):
             aug['size'] = _scaled(aug['size'], f)
-        if isinstance(aug, dict) and aug.get('sizes'):  # BatchBucketPad: a size padded to the divisor still
-            aug['sizes'] = [tuple(-(-v // divisor) * divisor for v in _scaled(size, f))  # holds its batches
-                            for size in aug['sizes']]
+        if isinstance(aug, dict) and aug.get('sizes'):  # BatchBucketPad
+            aug['sizes'] = scaled_buckets(aug['sizes'])
     test_cfg = model.get('test_cfg') or {}
     if isinstance(test_cfg, dict) and test_cfg.get('mode') == 'slide':
         for k in ('crop_size', 'stride'):

@@ -25,7 +25,7 @@ from mmmobilemamba.registry import MODELS
 from ..layers.block import MobileMambaBlock, PatchMerging, local_refinement
 from ..layers.conv_bn import ConvBN, fuse_modules
 from ..layers.compiled_training import CompiledTraining, compile_options
-from ..layers.cuda_graph import CudaGraphCache
+from ..layers.cuda_graph import CudaGraphCache, InferenceGraphCache
 from ..layers.inference_convs import convert_for_inference
 
 __all__ = ['MobileMamba']
@@ -64,8 +64,13 @@ class MobileMamba(BaseModule):
             batches of 2-4). Needs one backbone forward per backward and few input shapes (pad
             batches to fixed sizes: ``BatchBucketPad``); not with ``with_cp``. With ``compile``,
             the compiled kernels are what the graphs replay.
-        cuda_graph_max_shapes: most input shapes captured (each keeps its activation memory);
-            batches of other shapes run eagerly.
+        cuda_graph_inference: in eval mode without gradients on CUDA (``test_step``), replay the
+            forward as a CUDA graph, captured once per input shape
+            (:class:`~mmmobilemamba.models.layers.cuda_graph.InferenceGraphCache`): at batch 1 the
+            eager forward is bound by the host's dispatch of its many small ops. Pad test images
+            to a few sizes. Works in deploy mode too (``switch_to_deploy`` drops captured graphs).
+        cuda_graph_max_shapes: most input shapes captured, for training and for inference each
+            (each keeps its activation memory); batches of other shapes run eagerly.
         compile: in training on CUDA, run the stages through ``torch.compile``
             (:class:`~mmmobilemamba.models.layers.compiled_training.CompiledTraining`): inductor fuses
             BatchNorm, activations and residual additions into few kernels (less GPU time than
@@ -99,7 +104,8 @@ class MobileMamba(BaseModule):
                  out_indices: Sequence[int] = (0, 1, 2), frozen_stages: int = -1,
                  norm_eval: bool = False, with_cp: bool = False, drop_path_rate: float = None,
                  global_mixer: str = 'bimamba', local_kernel_sizes=None, check_finite: bool = True,
-                 scan_backend: str = 'auto', cuda_graph: bool = False, cuda_graph_max_shapes: int = 4,
+                 scan_backend: str = 'auto', cuda_graph: bool = False, cuda_graph_inference: bool = False,
+                 cuda_graph_max_shapes: int = 4,
                  compile: Union[bool, dict] = False, init_cfg: dict = None):
         super().__init__(init_cfg=init_cfg)
         self.arch = self._resolve_arch(arch)
@@ -121,6 +127,8 @@ class MobileMamba(BaseModule):
                              'compiled graph')
         self.cuda_graph = cuda_graph
         self._graphs = CudaGraphCache(max_graphs=cuda_graph_max_shapes)
+        self.cuda_graph_inference = cuda_graph_inference
+        self._inference_graphs = InferenceGraphCache(max_graphs=cuda_graph_max_shapes)
         self._compiled = CompiledTraining(options) if options is not None else None
         self.scan_backend = self._check_scan_backend(scan_backend)
         self.deploy = False
@@ -239,8 +247,12 @@ class MobileMamba(BaseModule):
             super().init_weights()
 
     def _apply(self, fn, *args, **kwargs):
-        self._graphs.clear()  # captured graphs read the parameters at their old addresses
+        self._clear_graphs()  # captured graphs read the parameters at their old addresses
         return super()._apply(fn, *args, **kwargs)
+
+    def _clear_graphs(self):
+        self._graphs.clear()
+        self._inference_graphs.clear()
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -264,6 +276,7 @@ class MobileMamba(BaseModule):
         same layers run as plain convolutions in the input's memory format. Pass False to keep plain
         ``nn.Conv2d`` layers (e.g. for ONNX export).
         """
+        self._clear_graphs()  # their kernels read layers that fusing replaces
         fuse_modules(self)
         if inference_convs:
             convert_for_inference(self)
@@ -297,6 +310,8 @@ class MobileMamba(BaseModule):
     def forward(self, x: torch.Tensor) -> tuple:
         self._check_input(x)
         stages = self._forward_stages if self._compiled is None else self._compiled_stages
+        if self.cuda_graph_inference and not self.training:  # the cache runs `stages` itself with gradients on
+            return self._inference_graphs(self, stages, x)
         if self.cuda_graph and not self.with_cp:  # the cache runs `stages` itself where no graph applies
             return self._graphs(self, stages, x)
         return stages(x)

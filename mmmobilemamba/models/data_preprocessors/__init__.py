@@ -1,4 +1,4 @@
-"""mmdet batch augments (needs mmdet; det configs import this module through ``custom_imports``)."""
-from .bucket_pad import BatchBucketPad
+"""mmdet batch augments and data preprocessors (needs mmdet; det configs import this module through ``custom_imports``)."""
+from .bucket_pad import BatchBucketPad, BucketPadDetDataPreprocessor
 
-__all__ = ['BatchBucketPad']
+__all__ = ['BatchBucketPad', 'BucketPadDetDataPreprocessor']

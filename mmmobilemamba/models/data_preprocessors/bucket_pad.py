@@ -1,5 +1,7 @@
-"""Pad each training batch to the smallest of a few fixed sizes, so that a backbone replayed as CUDA
-graphs (``MobileMamba(cuda_graph=True)``) sees only those few input shapes.
+"""Pad each batch to the smallest of a few fixed sizes, so that a backbone replayed as CUDA graphs
+(``MobileMamba(cuda_graph=True, cuda_graph_inference=True)``) sees only those few input shapes:
+:class:`BatchBucketPad` as a training batch augment, :class:`BucketPadDetDataPreprocessor` for
+training and test batches.
 
 mmdet's detection pipelines resize with ``keep_ratio=True`` and pad each batch to a multiple of 32,
 so nearly every batch has a new shape, and a graph is captured per shape. With mmdet's
@@ -11,10 +13,10 @@ from typing import List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
-from mmdet.models.data_preprocessors import BatchFixedSizePad
+from mmdet.models.data_preprocessors import BatchFixedSizePad, DetDataPreprocessor
 from mmdet.registry import MODELS
 
-__all__ = ['BatchBucketPad']
+__all__ = ['BatchBucketPad', 'BucketPadDetDataPreprocessor']
 
 
 @MODELS.register_module()
@@ -57,3 +59,30 @@ class BatchBucketPad(nn.Module):
                           f'Add a size that holds them.', RuntimeWarning, stacklevel=2)
             self._warned = True
         return inputs, data_samples
+
+
+@MODELS.register_module()
+class BucketPadDetDataPreprocessor(DetDataPreprocessor):
+    """mmdet's ``DetDataPreprocessor`` that then pads every batch, in training and in testing, with
+    :class:`BatchBucketPad` to the smallest of ``bucket_sizes`` that holds it (mmdet runs
+    ``batch_augments`` in training only).
+
+    Args:
+        bucket_sizes: (height, width) pairs, e.g. ``[(800, 1344), (1344, 800)]`` for the 1333x800
+            scale (mmdet's ``AspectRatioBatchSampler`` never mixes landscape and portrait images).
+        bucket_pad_kwargs: ``BatchBucketPad``'s padding arguments (``pad_mask``, ``pad_seg``, ...),
+            applied in training; test batches pad their images only.
+        **kwargs: ``DetDataPreprocessor``'s arguments.
+    """
+
+    def __init__(self, bucket_sizes: Sequence[Tuple[int, int]], bucket_pad_kwargs: Optional[dict] = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.train_pad = BatchBucketPad(bucket_sizes, **(bucket_pad_kwargs or {}))
+        self.test_pad = BatchBucketPad(bucket_sizes, img_pad_value=self.train_pad.pads[0].img_pad_value)
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = super().forward(data, training)
+        pad = self.train_pad if training else self.test_pad
+        inputs, data_samples = pad(data['inputs'], data['data_samples'])
+        return {'inputs': inputs, 'data_samples': data_samples}

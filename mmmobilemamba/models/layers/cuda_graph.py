@@ -1,4 +1,5 @@
-"""CUDA-graph replay of a module's training forward and backward, one graph per input signature.
+"""CUDA-graph replay of a module's training forward and backward (:class:`CudaGraphCache`) or of its
+inference forward (:class:`InferenceGraphCache`), one graph per input signature.
 
 A MobileMamba training step launches over a thousand small kernels (S6 at 2x3x800x1344: about
 1,270 for forward + backward), so at detection batch sizes the host's launch rate, not the GPU,
@@ -32,7 +33,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from torch import nn
 
-__all__ = ['CudaGraphCache']
+__all__ = ['CudaGraphCache', 'InferenceGraphCache']
 
 
 class _Step(nn.Module):
@@ -50,6 +51,18 @@ class _Step(nn.Module):
 
 def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
+def _capture_autocast(device_type: str, autocast_dtype: Optional[torch.dtype]):
+    """The caller's autocast without its weight-cast cache: cached casts made during capture would be
+    freed outside the graph's memory pool (``make_graphed_callables`` refuses them)."""
+    if autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=autocast_dtype, cache_enabled=False)
+
+
+def _signature(x: torch.Tensor) -> Tuple:
+    return tuple(x.shape), x.dtype, x.device, _autocast_dtype(x.device.type)
 
 
 class CudaGraphCache:
@@ -96,8 +109,7 @@ class CudaGraphCache:
                               f'set_to_none=False): replays would overwrite them', RuntimeWarning, stacklevel=3)
                 self._warned_grads = True
             return fn(x)
-        autocast_dtype = _autocast_dtype(x.device.type)
-        key = (tuple(x.shape), x.dtype, x.device, autocast_dtype)
+        key = _signature(x)
         graphed = self._graphs.get(key)
         if graphed is None:
             if len(self._graphs) >= self.max_graphs:
@@ -109,15 +121,88 @@ class CudaGraphCache:
                                   RuntimeWarning, stacklevel=3)
                     self._warned_full = True
                 return fn(x)
-            graphed = self._graphs[key] = self._capture(owner, fn, x, autocast_dtype)
+            graphed = self._graphs[key] = self._capture(owner, fn, x, key[-1])
         return graphed(x)
 
     def _capture(self, owner: nn.Module, fn: Callable, x: torch.Tensor, autocast_dtype) -> Callable:
-        # make_graphed_callables refuses autocast's weight-cast cache (the cached casts would be
-        # freed outside the graph's memory pool): capture under the same autocast without it
-        context = (torch.autocast(x.device.type, dtype=autocast_dtype, cache_enabled=False)
-                   if autocast_dtype is not None else contextlib.nullcontext())
-        with context:
+        with _capture_autocast(x.device.type, autocast_dtype):
             return torch.cuda.make_graphed_callables(
                 _Step(owner, fn), (x.detach().clone(),), num_warmup_iters=self.num_warmup_iters,
                 allow_unused_input=True)
+
+
+class InferenceGraphCache:
+    """Forwards of ``fn`` without gradients (``torch.no_grad()``, as in mmengine's test and validation
+    loops, or ``torch.inference_mode()``), replayed from CUDA graphs keyed by input signature (shape,
+    dtype, autocast dtype).
+
+    At batch 1 a MobileMamba forward is bound by the host dispatching some 700 aten calls (ResNet-18:
+    86); a replay is one launch. ``fn`` must return a tuple of tensors; each call returns copies of
+    the graph's outputs, so results held from earlier calls stay valid. Off CUDA, with gradients on,
+    or for new signatures once ``max_graphs`` are captured (one warning), ``fn`` runs eagerly.
+    Parameters and buffers must stay where they are (in-place updates such as ``load_state_dict``
+    are fine); after the module's layers are replaced or moved call :meth:`clear`.
+
+    Args:
+        max_graphs: most signatures captured (each keeps its own activation memory).
+        num_warmup_iters: eager runs on a side stream before each capture (cuDNN autotuning and
+            Triton compilation must happen outside the graph).
+    """
+
+    def __init__(self, max_graphs: int = 4, num_warmup_iters: int = 2):
+        if max_graphs < 1:
+            raise ValueError(f'max_graphs must be >= 1, got {max_graphs}')
+        self.max_graphs = max_graphs
+        self.num_warmup_iters = num_warmup_iters
+        self._graphs: Dict[Tuple, Callable] = {}
+        self._warned_full = False
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def __deepcopy__(self, memo):
+        return InferenceGraphCache(self.max_graphs, self.num_warmup_iters)
+
+    def __getstate__(self):
+        return {**self.__dict__, '_graphs': {}, '_warned_full': False}
+
+    def clear(self):
+        """Drop every captured graph (and its memory); the next call captures again."""
+        self._graphs.clear()
+
+    def __call__(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
+        if not x.is_cuda or torch.is_grad_enabled():
+            return fn(x)
+        key = _signature(x)
+        replay = self._graphs.get(key)
+        if replay is None:
+            if len(self._graphs) >= self.max_graphs:
+                if not self._warned_full:
+                    warnings.warn(f'{type(owner).__name__}: cuda_graph_inference holds {self.max_graphs} input '
+                                  f'shapes already; {tuple(x.shape)} and later new shapes run without a graph. Pad '
+                                  f'test images to a few sizes or raise cuda_graph_max_shapes.',
+                                  RuntimeWarning, stacklevel=3)
+                    self._warned_full = True
+                return fn(x)
+            replay = self._graphs[key] = self._capture(fn, x, key[-1])
+        return replay(x)
+
+    def _capture(self, fn: Callable, x: torch.Tensor, autocast_dtype) -> Callable:
+        with torch.inference_mode(False):  # a normal tensor, so later calls under no_grad can copy into it
+            static_input = x.clone()
+        side = torch.cuda.Stream(x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):
+            for _ in range(self.num_warmup_iters):
+                fn(static_input)
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with _capture_autocast(x.device.type, autocast_dtype), torch.cuda.graph(graph):
+            static_outputs = fn(static_input)
+
+        def replay(inputs: torch.Tensor) -> tuple:
+            static_input.copy_(inputs)
+            graph.replay()
+            return tuple(out.clone() for out in static_outputs)
+
+        return replay
