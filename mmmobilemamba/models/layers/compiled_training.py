@@ -5,11 +5,11 @@ convolutions and elementwise ops, each a kernel reading and writing the whole fe
 fuses the normalisation, activations and residual additions around the convolutions into a few
 Triton kernels (``benchmarks/train_speed_h200.md``).
 
-Only CUDA training steps are compiled. Inference runs eagerly: test images come in many sizes,
-each a compilation with static shapes, and the deploy mode (``switch_to_deploy``) is the fast
-inference path. Compilation happens on the first training step of each input shape (a minute or
-two for S6); pad batches to a few sizes (``BatchBucketPad``) so that a detection run compiles a
-few graphs, not one per batch.
+Only CUDA training steps are compiled. Inference is not: test images come in many sizes, each a
+compilation with static shapes; the deploy mode (``switch_to_deploy``) and the backbone's
+``cuda_graph_inference`` are the fast inference paths. Compilation happens on the first training
+step of each input shape (a minute or two for S6); pad batches to a few sizes (``BatchBucketPad``)
+so that a detection run compiles a few graphs, not one per batch.
 
 Inductor's CUDA graphs (``mode='reduce-overhead'`` or ``'max-autotune'``, option
 ``triton.cudagraphs``) are refused: on an H200 (torch 2.11, Triton 3.6) a T2 in training, compiled
