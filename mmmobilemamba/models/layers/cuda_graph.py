@@ -65,14 +65,13 @@ def _signature(x: torch.Tensor) -> Tuple:
     return tuple(x.shape), x.dtype, x.device, _autocast_dtype(x.device.type)
 
 
-class CudaGraphCache:
-    """Graphed training steps of ``fn`` (a method of ``owner``), keyed by input signature.
+class _GraphCache:
+    """Graphs of ``fn`` keyed by input signature (shape, dtype, device, autocast dtype), at most
+    ``max_graphs`` of them. Subclasses decide in ``__call__`` when a call is graphed, and capture in
+    ``_capture(owner, fn, x, autocast_dtype)``, which returns the replaying callable."""
 
-    Args:
-        max_graphs: most signatures captured; later ones run ``fn`` eagerly.
-        num_warmup_iters: eager runs on a side stream before each capture (cuDNN autotuning,
-            Triton compilation and allocator warm-up must happen outside the graph).
-    """
+    option = ''        # the backbone option, for warnings
+    full_advice = ''   # the end of the warning once the cache is full
 
     def __init__(self, max_graphs: int = 4, num_warmup_iters: int = 3):
         if max_graphs < 1:
@@ -81,20 +80,54 @@ class CudaGraphCache:
         self.num_warmup_iters = num_warmup_iters
         self._graphs: Dict[Tuple, Callable] = {}
         self._warned_full = False
-        self._warned_grads = False
 
     def __len__(self) -> int:
         return len(self._graphs)
 
     def __deepcopy__(self, memo):  # a copied module has its own parameters: it captures its own graphs
-        return CudaGraphCache(self.max_graphs, self.num_warmup_iters)
+        return type(self)(self.max_graphs, self.num_warmup_iters)
 
     def __getstate__(self):  # graphs are device state: a pickled module captures again where it runs
-        return {**self.__dict__, '_graphs': {}, '_warned_full': False, '_warned_grads': False}
+        warned = {name: False for name in self.__dict__ if name.startswith('_warned')}
+        return {**self.__dict__, '_graphs': {}, **warned}
 
     def clear(self):
         """Drop every captured graph (and its memory); the next call captures again."""
         self._graphs.clear()
+
+    def _graphed_call(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
+        """``fn(x)`` through the graph of ``x``'s signature, captured on first use; ``fn`` itself for
+        new signatures once the cache is full (one warning)."""
+        key = _signature(x)
+        graphed = self._graphs.get(key)
+        if graphed is None:
+            if len(self._graphs) >= self.max_graphs:
+                if not self._warned_full:
+                    warnings.warn(f'{type(owner).__name__}: {self.option} holds {self.max_graphs} input shapes '
+                                  f'already; {tuple(x.shape)} and later new shapes run without a graph'
+                                  f'{self.full_advice}', RuntimeWarning, stacklevel=4)
+                    self._warned_full = True
+                return fn(x)
+            graphed = self._graphs[key] = self._capture(owner, fn, x, key[-1])
+        return graphed(x)
+
+
+class CudaGraphCache(_GraphCache):
+    """Graphed training steps of ``fn`` (a method of ``owner``), keyed by input signature.
+
+    Args:
+        max_graphs: most signatures captured; later ones run ``fn`` eagerly.
+        num_warmup_iters: eager runs on a side stream before each capture (cuDNN autotuning,
+            Triton compilation and allocator warm-up must happen outside the graph).
+    """
+
+    option = 'cuda_graph'
+    full_advice = (' (slower). Pad batches to a few fixed sizes (BatchBucketPad, see '
+                   'configs/det/retinanet_mobilemamba_s6_cuda-graph.py) or raise the limit.')
+
+    def __init__(self, max_graphs: int = 4, num_warmup_iters: int = 3):
+        super().__init__(max_graphs, num_warmup_iters)
+        self._warned_grads = False
 
     def __call__(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
         """``fn(x)`` through the graph of ``x``'s signature, captured on first use; ``fn`` itself
@@ -109,20 +142,7 @@ class CudaGraphCache:
                               f'set_to_none=False): replays would overwrite them', RuntimeWarning, stacklevel=3)
                 self._warned_grads = True
             return fn(x)
-        key = _signature(x)
-        graphed = self._graphs.get(key)
-        if graphed is None:
-            if len(self._graphs) >= self.max_graphs:
-                if not self._warned_full:
-                    warnings.warn(f'{type(owner).__name__}: cuda_graph holds {self.max_graphs} input shapes '
-                                  f'already; {tuple(x.shape)} and later new shapes run without a graph (slower). '
-                                  f'Pad batches to a few fixed sizes (BatchBucketPad, see '
-                                  f'configs/det/retinanet_mobilemamba_s6_cuda-graph.py) or raise the limit.',
-                                  RuntimeWarning, stacklevel=3)
-                    self._warned_full = True
-                return fn(x)
-            graphed = self._graphs[key] = self._capture(owner, fn, x, key[-1])
-        return graphed(x)
+        return self._graphed_call(owner, fn, x)
 
     def _capture(self, owner: nn.Module, fn: Callable, x: torch.Tensor, autocast_dtype) -> Callable:
         with _capture_autocast(x.device.type, autocast_dtype):
@@ -131,7 +151,7 @@ class CudaGraphCache:
                 allow_unused_input=True)
 
 
-class InferenceGraphCache:
+class InferenceGraphCache(_GraphCache):
     """Forwards of ``fn`` without gradients (``torch.no_grad()``, as in mmengine's test and validation
     loops, or ``torch.inference_mode()``), replayed from CUDA graphs keyed by input signature (shape,
     dtype, autocast dtype).
@@ -149,45 +169,18 @@ class InferenceGraphCache:
             Triton compilation must happen outside the graph).
     """
 
+    option = 'cuda_graph_inference'
+    full_advice = '. Pad test images to a few sizes or raise cuda_graph_max_shapes.'
+
     def __init__(self, max_graphs: int = 4, num_warmup_iters: int = 2):
-        if max_graphs < 1:
-            raise ValueError(f'max_graphs must be >= 1, got {max_graphs}')
-        self.max_graphs = max_graphs
-        self.num_warmup_iters = num_warmup_iters
-        self._graphs: Dict[Tuple, Callable] = {}
-        self._warned_full = False
-
-    def __len__(self) -> int:
-        return len(self._graphs)
-
-    def __deepcopy__(self, memo):
-        return InferenceGraphCache(self.max_graphs, self.num_warmup_iters)
-
-    def __getstate__(self):
-        return {**self.__dict__, '_graphs': {}, '_warned_full': False}
-
-    def clear(self):
-        """Drop every captured graph (and its memory); the next call captures again."""
-        self._graphs.clear()
+        super().__init__(max_graphs, num_warmup_iters)
 
     def __call__(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
         if not x.is_cuda or torch.is_grad_enabled():
             return fn(x)
-        key = _signature(x)
-        replay = self._graphs.get(key)
-        if replay is None:
-            if len(self._graphs) >= self.max_graphs:
-                if not self._warned_full:
-                    warnings.warn(f'{type(owner).__name__}: cuda_graph_inference holds {self.max_graphs} input '
-                                  f'shapes already; {tuple(x.shape)} and later new shapes run without a graph. Pad '
-                                  f'test images to a few sizes or raise cuda_graph_max_shapes.',
-                                  RuntimeWarning, stacklevel=3)
-                    self._warned_full = True
-                return fn(x)
-            replay = self._graphs[key] = self._capture(fn, x, key[-1])
-        return replay(x)
+        return self._graphed_call(owner, fn, x)
 
-    def _capture(self, fn: Callable, x: torch.Tensor, autocast_dtype) -> Callable:
+    def _capture(self, owner: nn.Module, fn: Callable, x: torch.Tensor, autocast_dtype) -> Callable:
         with torch.inference_mode(False):  # a normal tensor, so later calls under no_grad can copy into it
             static_input = x.clone()
         side = torch.cuda.Stream(x.device)
