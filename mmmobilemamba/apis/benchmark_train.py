@@ -183,7 +183,6 @@ def _apply_compile(model, precision, data):
     model.backbone = torch.compile(model.backbone, **compile_options(True))
 
 
-
 def _apply_no_finite_check(model, precision, data):
     model.backbone.check_finite = False
 
