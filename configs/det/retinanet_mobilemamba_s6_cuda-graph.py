@@ -4,7 +4,8 @@
 # testing, is padded to one of two sizes (landscape or portrait: mmdet's AspectRatioBatchSampler
 # never mixes them), so two graphs cover training and two more cover validation and testing.
 # Same model and weights as retinanet_mobilemamba_s6.py; speed: benchmarks/train_speed_h200.md.
-# Faster still: --cfg-options model.backbone.compile=True (the graphs replay inductor's kernels).
+# Less GPU time per step: --cfg-options model.backbone.compile=True (the graphs replay inductor's
+# kernels; about a minute of compiling per input size; faster in 4 of the 5 H200 comparisons there).
 #   python tools/train.py configs/det/retinanet_mobilemamba_s6_cuda-graph.py
 _base_ = './retinanet_mobilemamba_s6.py'
 
