@@ -5,9 +5,11 @@ Off CUDA the option changes nothing (checked here on the CPU); the graph tests n
 import contextlib
 import copy
 import pickle
+import warnings
 
 import pytest
 import torch
+from torch import nn
 
 from mmmobilemamba.models.backbones import MobileMamba
 from mmmobilemamba.models.layers.cuda_graph import CudaGraphCache
@@ -107,6 +109,28 @@ def test_copies_and_pickles_start_without_graphs():
     for clone in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):
         assert len(clone) == 0 and clone.max_graphs == 3
     assert len(cache) == 1
+
+
+def test_a_full_cache_warns_once_and_runs_new_shapes_without_a_graph(monkeypatch):
+    """The cache logic alone (capture stubbed, so it runs on the CPU): the shape past ``max_graphs``
+    and every later new shape run ``fn`` itself, with one warning; a pickled copy starts empty and
+    warns again once full."""
+    cache, captured, calls = CudaGraphCache(max_graphs=1), [], []
+    monkeypatch.setattr(CudaGraphCache, '_capture', lambda self, owner, fn, x, dtype: captured.append(x.shape) or fn)
+    fn = lambda x: calls.append(x.shape) or x
+    owner = nn.Linear(1, 1)
+    cache._graphed_call(owner, fn, torch.zeros(1, 2))
+    with pytest.warns(RuntimeWarning, match='holds 1 input shapes already'):
+        cache._graphed_call(owner, fn, torch.zeros(1, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        cache._graphed_call(owner, fn, torch.zeros(1, 4))
+    assert captured == [(1, 2)] and calls == [(1, 2), (1, 3), (1, 4)]
+    clone = pickle.loads(pickle.dumps(cache))
+    clone._graphed_call(owner, fn, torch.zeros(1, 5))
+    with pytest.warns(RuntimeWarning, match='holds 1 input shapes already'):
+        clone._graphed_call(owner, fn, torch.zeros(1, 6))
+    assert captured == [(1, 2), (1, 5)]
 
 
 @requires_cuda

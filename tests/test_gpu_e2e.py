@@ -13,7 +13,8 @@ config's own image size (``--toy --toy-size 0``: the toy schedule and data, the 
 
 Every run must have finite losses and its metrics. A summary of losses and metrics is written to
 MMM_E2E_SUMMARY (default WORK/summary.json, with a markdown table next to it), where WORK is
-MMM_E2E_WORK_DIR (default work_dirs/gpu_e2e; each run's logs and checkpoints stay there).
+MMM_E2E_WORK_DIR (default work_dirs/gpu_e2e; each run's logs and checkpoints stay there; under
+pytest-xdist, a subdirectory per worker).
 
     python -m pytest -q tests/test_gpu_e2e.py
 """
@@ -49,6 +50,9 @@ pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or '')
 ITERS = int(os.environ.get('MMM_E2E_ITERS', 200))
 SHORT_ITERS = int(os.environ.get('MMM_E2E_SHORT_ITERS', 30))
 WORK = os.path.abspath(os.environ.get('MMM_E2E_WORK_DIR', os.path.join(ROOT, 'work_dirs', 'gpu_e2e')))
+# pytest-xdist: each worker generates its data and trains in a directory of its own (the module-scoped
+# fixtures run once per worker, and two workers writing one run's checkpoints and logs would mix them)
+WORK = os.path.join(WORK, os.environ['PYTEST_XDIST_WORKER']) if 'PYTEST_XDIST_WORKER' in os.environ else WORK
 SUMMARY = os.environ.get('MMM_E2E_SUMMARY', os.path.join(WORK, 'summary.json'))
 
 DET_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50')

@@ -79,7 +79,7 @@ class _GraphCache:
         self.max_graphs = max_graphs
         self.num_warmup_iters = num_warmup_iters
         self._graphs: Dict[Tuple, Callable] = {}
-        self._warned_full = False
+        self._warned = set()  # the kinds of warning given once already
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -88,12 +88,17 @@ class _GraphCache:
         return type(self)(self.max_graphs, self.num_warmup_iters)
 
     def __getstate__(self):  # graphs are device state: a pickled module captures again where it runs
-        warned = {name: False for name in self.__dict__ if name.startswith('_warned')}
-        return {**self.__dict__, '_graphs': {}, **warned}
+        return {**self.__dict__, '_graphs': {}, '_warned': set()}
 
     def clear(self):
         """Drop every captured graph (and its memory); the next call captures again."""
         self._graphs.clear()
+
+    def _warn_once(self, kind: str, message: str):
+        """A RuntimeWarning of ``kind``, the first time only."""
+        if kind not in self._warned:
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            self._warned.add(kind)
 
     def _graphed_call(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
         """``fn(x)`` through the graph of ``x``'s signature, captured on first use; ``fn`` itself for
@@ -102,11 +107,8 @@ class _GraphCache:
         graphed = self._graphs.get(key)
         if graphed is None:
             if len(self._graphs) >= self.max_graphs:
-                if not self._warned_full:
-                    warnings.warn(f'{type(owner).__name__}: {self.option} holds {self.max_graphs} input shapes '
-                                  f'already; {tuple(x.shape)} and later new shapes run without a graph'
-                                  f'{self.full_advice}', RuntimeWarning, stacklevel=4)
-                    self._warned_full = True
+                self._warn_once('full', f'{type(owner).__name__}: {self.option} holds {self.max_graphs} input shapes '
+                                f'already; {tuple(x.shape)} and later new shapes run without a graph{self.full_advice}')
                 return fn(x)
             graphed = self._graphs[key] = self._capture(owner, fn, x, key[-1])
         return graphed(x)
@@ -125,10 +127,6 @@ class CudaGraphCache(_GraphCache):
     full_advice = (' (slower). Pad batches to a few fixed sizes (BatchBucketPad, see '
                    'configs/det/retinanet_mobilemamba_s6_cuda-graph.py) or raise the limit.')
 
-    def __init__(self, max_graphs: int = 4, num_warmup_iters: int = 3):
-        super().__init__(max_graphs, num_warmup_iters)
-        self._warned_grads = False
-
     def __call__(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
         """``fn(x)`` through the graph of ``x``'s signature, captured on first use; ``fn`` itself
         off CUDA, outside training (``owner`` in eval mode or gradients off), while parameters hold
@@ -136,11 +134,9 @@ class CudaGraphCache(_GraphCache):
         if not (x.is_cuda and owner.training and torch.is_grad_enabled()):
             return fn(x)
         if any(p.grad is not None for p in owner.parameters()):
-            if not self._warned_grads:
-                warnings.warn(f'{type(owner).__name__}: cuda_graph runs steps eagerly while parameters hold '
-                              f'gradients from an earlier backward (gradient accumulation, or zero_grad with '
-                              f'set_to_none=False): replays would overwrite them', RuntimeWarning, stacklevel=3)
-                self._warned_grads = True
+            self._warn_once('gradients', f'{type(owner).__name__}: cuda_graph runs steps eagerly while parameters '
+                            f'hold gradients from an earlier backward (gradient accumulation, or zero_grad with '
+                            f'set_to_none=False): replays would overwrite them')
             return fn(x)
         return self._graphed_call(owner, fn, x)
 
