@@ -94,10 +94,10 @@ class _GraphCache:
         """Drop every captured graph (and its memory); the next call captures again."""
         self._graphs.clear()
 
-    def _warn_once(self, kind: str, message: str):
-        """A RuntimeWarning of ``kind``, the first time only."""
+    def _warn_once(self, kind: str, message: str, stacklevel: int):
+        """A RuntimeWarning of ``kind``, the first time only; ``stacklevel`` counted from the caller."""
         if kind not in self._warned:
-            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
             self._warned.add(kind)
 
     def _graphed_call(self, owner: nn.Module, fn: Callable, x: torch.Tensor):
@@ -108,7 +108,8 @@ class _GraphCache:
         if graphed is None:
             if len(self._graphs) >= self.max_graphs:
                 self._warn_once('full', f'{type(owner).__name__}: {self.option} holds {self.max_graphs} input shapes '
-                                f'already; {tuple(x.shape)} and later new shapes run without a graph{self.full_advice}')
+                                f'already; {tuple(x.shape)} and later new shapes run without a graph{self.full_advice}',
+                                stacklevel=4)
                 return fn(x)
             graphed = self._graphs[key] = self._capture(owner, fn, x, key[-1])
         return graphed(x)
@@ -136,7 +137,7 @@ class CudaGraphCache(_GraphCache):
         if any(p.grad is not None for p in owner.parameters()):
             self._warn_once('gradients', f'{type(owner).__name__}: cuda_graph runs steps eagerly while parameters '
                             f'hold gradients from an earlier backward (gradient accumulation, or zero_grad with '
-                            f'set_to_none=False): replays would overwrite them')
+                            f'set_to_none=False): replays would overwrite them', stacklevel=3)
             return fn(x)
         return self._graphed_call(owner, fn, x)
 
