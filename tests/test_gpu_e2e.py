@@ -57,6 +57,8 @@ SUMMARY = os.environ.get('MMM_E2E_SUMMARY', os.path.join(WORK, 'summary.json'))
 
 DET_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
 SEG_METRICS = ('mIoU', 'aAcc')
+# full scale of each task's metrics: mmdet reports fractions, mmseg percentages
+METRIC_SCALE = {'det': 1.0, 'seg': 100.0}
 # name: (config, task, iterations, metrics, --cfg-options). Short detector runs keep every box
 # (score_thr 0) so that the evaluation runs even before the scores pass 0.05.
 RUNS = {
@@ -197,5 +199,6 @@ def test_deploy_gives_the_same_metrics(trained, data, summary, name):
             results[deploy] = json.load(f)
         summary[f'{name}_test' + ('_deploy' if deploy else '')] = dict(
             wall_s=time.time() - start, metrics={k: results[deploy][k] for k in metrics if k in results[deploy]})
+    # deploy mode rounds differently, so a few boxes' scores or pixels' classes may change: 0.2% of full scale
     for k in metrics:
-        assert results[True][k] == pytest.approx(results[False][k], abs=2e-3), (k, results)
+        assert results[True][k] == pytest.approx(results[False][k], abs=2e-3 * METRIC_SCALE[task]), (k, results)
