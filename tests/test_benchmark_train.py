@@ -116,3 +116,15 @@ def test_compiled_cuda_graph_spec_builds_the_cuda_graph_config_with_compile():
     cfg = benchmark_train.load_config('retinanet-S6-compiled-cuda-graph', spec, with_loss_fp32=False)
     backbone = benchmark_train.build_model(cfg, torch.device('cpu')).backbone
     assert backbone.cuda_graph and backbone._compiled is not None and not backbone.check_finite
+
+
+@pytest.mark.parametrize('name, stem_trained', [('retinanet-R18', False), ('retinanet-R18-all-stages', True)])
+def test_r18_specs_differ_only_in_the_stages_they_train(name, stem_trained):
+    import torch
+    spec = benchmark_train._spec_for(name, argparse.Namespace(batch=None, size=None))
+    cfg = benchmark_train.load_config(name, spec, with_loss_fp32=False)
+    backbone = benchmark_train.build_model(cfg, torch.device('cpu')).backbone
+    backbone.train()  # mmdet's ResNet freezes its stages here
+    assert backbone.depth == 18
+    assert all(p.requires_grad == stem_trained for p in [*backbone.conv1.parameters(), *backbone.layer1.parameters()])
+    assert all(p.requires_grad for p in backbone.layer2.parameters())

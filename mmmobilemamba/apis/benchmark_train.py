@@ -56,6 +56,10 @@ MODEL_SPECS = {
                                          {'model.backbone.compile': True}),
     'retinanet-B1': ('configs/det/retinanet_mobilemamba_b1.py', 'det', 2, (800, 1333), {}),
     'retinanet-R18': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
+    # mmdet's RetinaNet-R18 leaves ResNet-18's stem and first stage untrained (frozen_stages=1); this one
+    # trains every stage, as the MobileMamba configs train their whole backbone
+    'retinanet-R18-all-stages': ('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py', 'det', 2, (800, 1333),
+                                 {'model.backbone.frozen_stages': -1}),
     'retinanet-R50': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 'det', 2, (800, 1333), {}),
     'mask-rcnn-S6': ('configs/det/mask-rcnn_mobilemamba_s6.py', 'det', 2, (800, 1333), {}),
     'mask-rcnn-B1': ('configs/det/mask-rcnn_mobilemamba_b1.py', 'det', 2, (800, 1333), {}),
