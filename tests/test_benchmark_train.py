@@ -110,20 +110,22 @@ def test_release_kernel_that_cannot_be_built_here_is_a_clear_error(tmp_path):
         build_release_trunk(str(tmp_path))
 
 
-def test_compiled_cuda_graph_spec_builds_the_cuda_graph_config_with_compile():
+def _backbone_of(name):
+    """The backbone of the MODEL_SPECS entry ``name``, built on the CPU as the benchmark builds it."""
     import torch
-    spec = benchmark_train._spec_for('retinanet-S6-compiled-cuda-graph', argparse.Namespace(batch=None, size=None))
-    cfg = benchmark_train.load_config('retinanet-S6-compiled-cuda-graph', spec, with_loss_fp32=False)
-    backbone = benchmark_train.build_model(cfg, torch.device('cpu')).backbone
+    spec = benchmark_train._spec_for(name, argparse.Namespace(batch=None, size=None))
+    cfg = benchmark_train.load_config(name, spec, with_loss_fp32=False)
+    return benchmark_train.build_model(cfg, torch.device('cpu')).backbone
+
+
+def test_compiled_cuda_graph_spec_builds_the_cuda_graph_config_with_compile():
+    backbone = _backbone_of('retinanet-S6-compiled-cuda-graph')
     assert backbone.cuda_graph and backbone._compiled is not None and not backbone.check_finite
 
 
 @pytest.mark.parametrize('name, stem_trained', [('retinanet-R18', False), ('retinanet-R18-all-stages', True)])
-def test_r18_specs_differ_only_in_the_stages_they_train(name, stem_trained):
-    import torch
-    spec = benchmark_train._spec_for(name, argparse.Namespace(batch=None, size=None))
-    cfg = benchmark_train.load_config(name, spec, with_loss_fp32=False)
-    backbone = benchmark_train.build_model(cfg, torch.device('cpu')).backbone
+def test_only_the_all_stages_r18_spec_trains_the_stem_and_first_stage(name, stem_trained):
+    backbone = _backbone_of(name)
     backbone.train()  # mmdet's ResNet freezes its stages here
     assert backbone.depth == 18
     assert all(p.requires_grad == stem_trained for p in [*backbone.conv1.parameters(), *backbone.layer1.parameters()])
